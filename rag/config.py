@@ -1,0 +1,84 @@
+"""Settings: the one place that reads the environment.
+
+Every field has a description; ``rag config`` prints them. Environment variables use the
+``RAG_`` prefix (``RAG_INDEX``, ``RAG_BACKEND``, ``RAG_MODEL``; nested groups with ``__``,
+e.g. ``RAG_CHUNK__MAX_TOKENS``) plus the usual ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+
+class ChunkSettings(BaseModel):
+    max_tokens: int = Field(300, ge=16, le=8192, description="Largest chunk, in tokens of the configured encoding.")
+    overlap: int = Field(1, ge=0, le=10, description="Sentences repeated at the start of the next chunk.")
+
+
+class LLMSettings(BaseModel):
+    timeout: float = Field(60.0, gt=0, le=600, description="Seconds before one HTTP request to the model times out.")
+    max_output_tokens: int = Field(1024, ge=16, le=65536, description="Output tokens reserved and requested per call.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    context_window: int = Field(16384, ge=1024, description="Model context window in tokens, used for context packing.")
+    max_attempts: int = Field(4, ge=1, le=20, description="Attempts per call, first one included.")
+    max_retry_seconds: float = Field(60.0, ge=0, le=3600, description="Total time budget for retries of one call.")
+    max_retry_after: float = Field(60.0, ge=0, description="Longest Retry-After we honour; longer is reported, not slept.")
+    requests_per_minute: int = Field(0, ge=0, description="Shared request rate limit for batch work (0 = none).")
+    tokens_per_minute: int = Field(0, ge=0, description="Shared token rate limit for batch work (0 = none).")
+
+
+class ServerSettings(BaseModel):
+    max_body_bytes: int = Field(2_000_000, ge=1024, description="Largest accepted request body.")
+    max_question_chars: int = Field(2000, ge=10, description="Longest accepted question.")
+    rate_limit_per_minute: int = Field(120, ge=1, description="Requests per minute per API key (or client address).")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="ignore")
+
+    index: Path = Field(Path(".rag/index.db"), description="Index file (SQLite). Also --index.")
+    encoding: str = Field("cl100k_base", description="tiktoken encoding used for chunking and budgets.")
+    backend: Literal["offline", "openai"] | None = Field(
+        None, description="Generation backend; default: openai when OPENAI_API_KEY is set, else offline."
+    )
+    model: str = Field("gpt-4o-mini", description="Model name sent to the OpenAI-compatible endpoint.")
+    api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_API_KEY", "RAG_API_KEY"), description="Key for the endpoint."
+    )
+    base_url: str | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_BASE_URL", "RAG_BASE_URL"), description="OpenAI-compatible base URL."
+    )
+    cache: Literal["off", "read-write", "replay"] = Field("read-write", description="Response cache mode.")
+    cache_path: Path | None = Field(None, description="Response cache file; default: beside the index.")
+    k: int = Field(6, ge=1, le=100, description="Chunks retrieved per question.")
+    api_keys: str = Field("", description="Comma-separated bearer tokens accepted by `rag serve`.")
+    chunk: ChunkSettings = Field(default_factory=ChunkSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @model_validator(mode="after")
+    def _pick_backend(self) -> "Settings":
+        if self.backend is None:
+            self.backend = "openai" if self.api_key else "offline"
+        return self
+
+    @property
+    def resolved_cache_path(self) -> Path:
+        return self.cache_path or self.index.with_name("cache.db")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once, apply CLI overrides (None means 'not given'), validate."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {where}: {first['msg']}", hint=f"{len(err.errors())} problem(s)") from err

@@ -1,0 +1,315 @@
+"""The persistent index: SQLite (WAL, FTS5) behind the small ``IndexStore`` interface.
+
+One transaction per indexing run: a crash, Ctrl-C or bad file mid-run leaves the index exactly as
+it was. The schema is built by named migrations applied in order and recorded; an index written
+by a newer version is refused with a clear message. A server database (PostgreSQL full-text
+search) can implement ``IndexStore`` without touching retrieval or generation.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Protocol
+
+from .chunk import Chunker
+from .errors import IndexStoreError
+from .ingest import Event, IngestReport, Skipped, Warned, iter_documents, source_prefix
+from .normalize import normalize_for_index
+from .types import Chunk, Document, Hit, Span
+
+
+class IndexStore(Protocol):
+    """What retrieval and indexing need from a store."""
+
+    def document_keys(self) -> dict[str, str]: ...
+    def put_document(self, doc: Document, chunks: list[Chunk], key: str) -> None: ...
+    def delete_document(self, doc_id: str) -> bool: ...
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def search(self, terms: list[str], *, k: int, source_glob: str | None = None,
+               date_from: str | None = None, date_to: str | None = None) -> list[Hit]: ...
+    def get_chunks(self, ids: Iterable[str]) -> list[Chunk]: ...
+    def get_document(self, doc_id: str) -> Document | None: ...
+    def list_documents(self) -> list[dict[str, object]]: ...
+    def stats(self) -> dict[str, object]: ...
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run statements one by one: ``executescript`` would commit the surrounding transaction."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _m1_base(db: sqlite3.Connection) -> None:
+    _run_script(db, 
+        """
+        CREATE TABLE documents (
+            id TEXT PRIMARY KEY, source TEXT NOT NULL, title TEXT NOT NULL DEFAULT '', date TEXT, url TEXT,
+            sha256 TEXT NOT NULL, key TEXT NOT NULL, text TEXT NOT NULL, boilerplate TEXT NOT NULL DEFAULT '[]',
+            n_tokens INTEGER NOT NULL DEFAULT 0, indexed_at REAL NOT NULL
+        );
+        CREATE INDEX documents_source ON documents(source);
+        CREATE INDEX documents_date ON documents(date);
+        CREATE TABLE chunks (
+            rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+            doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, n_tokens INTEGER NOT NULL
+        );
+        CREATE INDEX chunks_doc ON chunks(doc_id);
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, content='', tokenize='porter unicode61 remove_diacritics 2'
+        );
+        """
+    )
+
+
+def _m2_sessions_jobs(db: sqlite3.Connection) -> None:
+    _run_script(db, 
+        """
+        CREATE TABLE sessions (
+            name TEXT PRIMARY KEY, turns TEXT NOT NULL DEFAULT '[]', updated_at REAL NOT NULL
+        );
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, request TEXT NOT NULL,
+            progress TEXT NOT NULL DEFAULT '{}', result TEXT, error TEXT,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL
+        );
+        """
+    )
+
+
+# chunks_fts is contentless: chunk text is derived from documents.text by span, so it is stored once.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_base, _m2_sessions_jobs]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_CHUNK_COLS = "c.id, c.doc_id, c.ordinal, c.start, c.\"end\", c.n_tokens, substr(d.text, c.start + 1, c.\"end\" - c.start)"
+
+
+def _row_chunk(row: tuple) -> Chunk:
+    return Chunk(id=row[0], doc_id=row[1], ordinal=row[2], start=row[3], end=row[4], n_tokens=row[5], text=row[6])
+
+
+def fts_expression(terms: list[str]) -> str:
+    """An FTS5 MATCH expression that treats every term as a literal string (OR of phrases)."""
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+class SQLiteIndex:
+    """``IndexStore`` on one SQLite file (WAL mode, so readers never see a half-written run)."""
+
+    def __init__(self, path: Path | str, *, create: bool = False, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise IndexStoreError(f"no index at {self.path}", hint="run `rag index` first, or pass --index")
+        if create:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise IndexStoreError(f"cannot create index directory {self.path.parent}: {err.strerror}") from err
+        try:
+            self.db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise IndexStoreError(f"cannot open index {self.path}: {err}", hint="is it a rag index? delete it and run `rag index`") from err
+
+    # -------------------------------------------------------------- schema
+    def _version(self) -> int:
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        version = self._version()
+        if version > SCHEMA_VERSION:
+            raise IndexStoreError(
+                f"index {self.path} has schema version {version}, newer than this rag ({SCHEMA_VERSION})",
+                hint="upgrade rag, or rebuild the index",
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            version = self._version()  # another process may have migrated meanwhile
+            for i, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                migration(self.db)
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(i),))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            raise IndexStoreError(f"index {self.path} is busy: {err}", hint="another rag process is writing; try again") from err
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -------------------------------------------------------------- meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -------------------------------------------------------------- writes
+    def document_keys(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT id, key FROM documents"))
+
+    def _fts_delete(self, doc_id: str) -> None:
+        rows = self.db.execute(
+            "SELECT c.rowid, substr(d.text, c.start + 1, c.\"end\" - c.start) FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ?",
+            (doc_id,),
+        ).fetchall()
+        self.db.executemany(
+            "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', ?, ?)",
+            [(rowid, normalize_for_index(text)) for rowid, text in rows],
+        )
+
+    def delete_document(self, doc_id: str) -> bool:
+        self._fts_delete(doc_id)
+        return self.db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount > 0
+
+    def put_document(self, doc: Document, chunks: list[Chunk], key: str) -> None:
+        self.delete_document(doc.id)
+        self.db.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (doc.id, doc.source, doc.title, doc.date, doc.url, doc.sha256, key, doc.text,
+             json.dumps([[s.start, s.end] for s in doc.boilerplate]), sum(c.n_tokens for c in chunks), time.time()),
+        )
+        for c in chunks:
+            cur = self.db.execute(
+                "INSERT INTO chunks (id, doc_id, ordinal, start, \"end\", n_tokens) VALUES (?, ?, ?, ?, ?, ?)",
+                (c.id, c.doc_id, c.ordinal, c.start, c.end, c.n_tokens),
+            )
+            self.db.execute("INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, normalize_for_index(c.text)))
+
+    # -------------------------------------------------------------- reads
+    def search(self, terms: list[str], *, k: int, source_glob: str | None = None,
+               date_from: str | None = None, date_to: str | None = None) -> list[Hit]:
+        if not terms:
+            return []
+        where, params = [], [fts_expression(terms)]
+        if source_glob:
+            where.append("d.source GLOB ?")
+            params.append(source_glob)
+        if date_from:
+            where.append("d.date >= ?")
+            params.append(date_from)
+        if date_to:
+            where.append("d.date <= ?")
+            params.append(date_to)
+        filters = (" AND " + " AND ".join(where)) if where else ""
+        sql = (
+            f"SELECT {_CHUNK_COLS}, -f.rank, d.source, d.title, d.date, d.url "
+            "FROM (SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank"
+            + ("" if where else " LIMIT ?") + ") f "
+            f"JOIN chunks c ON c.rowid = f.rowid JOIN documents d ON d.id = c.doc_id WHERE 1{filters} "
+            "ORDER BY f.rank LIMIT ?"
+        )
+        if not where:
+            params.insert(1, k)
+        params.append(k)
+        try:
+            rows = self.db.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as err:
+            raise IndexStoreError(f"search failed: {err}") from err
+        return [
+            Hit(chunk=_row_chunk(r[:7]), score=round(r[7], 4), rank=i + 1, source=r[8], title=r[9], date=r[10], url=r[11])
+            for i, r in enumerate(rows)
+        ]
+
+    def get_chunks(self, ids: Iterable[str]) -> list[Chunk]:
+        ids = list(ids)
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT {_CHUNK_COLS} FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})", ids)
+        by_id = {r[0]: _row_chunk(r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        rows = self.db.execute(
+            f"SELECT {_CHUNK_COLS} FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ? ORDER BY c.ordinal", (doc_id,)
+        )
+        return [_row_chunk(r) for r in rows]
+
+    def get_document(self, doc_id: str) -> Document | None:
+        row = self.db.execute(
+            "SELECT id, source, title, text, sha256, date, url, boilerplate FROM documents WHERE id = ?", (doc_id,)
+        ).fetchone()
+        if not row:
+            return None
+        spans = [Span(start=s, end=e) for s, e in json.loads(row[7])]
+        return Document(id=row[0], source=row[1], title=row[2], text=row[3], sha256=row[4], date=row[5], url=row[6], boilerplate=spans)
+
+    def list_documents(self) -> list[dict[str, object]]:
+        rows = self.db.execute(
+            "SELECT d.id, d.source, d.title, d.date, d.url, d.sha256, d.n_tokens, "
+            "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.id) FROM documents d ORDER BY d.id"
+        )
+        keys = ("id", "source", "title", "date", "url", "sha256", "tokens", "chunks")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def stats(self) -> dict[str, object]:
+        docs, chars, tokens = self.db.execute("SELECT count(*), coalesce(sum(length(text)), 0), coalesce(sum(n_tokens), 0) FROM documents").fetchone()
+        chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+        return {
+            "index": str(self.path), "schema_version": self._version(), "documents": docs, "chunks": chunks,
+            "tokens": tokens, "characters": chars, "size_bytes": size, "chunker": self.get_meta("chunker"),
+        }
+
+
+ProgressFn = Callable[[Event | None, int], None]
+
+
+def index_paths(paths: Iterable[Path], store: SQLiteIndex, chunker: Chunker, *, prune: bool = False,
+                max_bytes: int | None = None, progress: ProgressFn | None = None) -> IngestReport:
+    """Ingest, chunk and write ``paths`` in one transaction; unchanged documents are skipped."""
+    paths = list(paths)
+    report = IngestReport()
+    fingerprint = chunker.fingerprint
+    with store.transaction():
+        known = store.document_keys()
+        seen: set[str] = set()
+        kwargs = {"max_bytes": max_bytes} if max_bytes else {}
+        for event in iter_documents(paths, **kwargs):
+            if isinstance(event, Skipped):
+                report.skipped.append(event)
+            elif isinstance(event, Warned):
+                report.warnings.append(event)
+            else:
+                seen.add(event.id)
+                key = f"{event.sha256}:{fingerprint}"
+                if known.get(event.id) == key:
+                    report.unchanged += 1
+                else:
+                    chunks = chunker.chunk(event)
+                    store.put_document(event, chunks, key)
+                    report.chunks += len(chunks)
+                    report.replaced += event.id in known
+                    report.indexed += event.id not in known
+            if progress:
+                progress(event, report.chunks)
+        if prune:
+            prefixes = tuple(source_prefix(p) for p in paths)
+            for doc in store.list_documents():
+                doc_id, source = str(doc["id"]), str(doc["source"])
+                if doc_id not in seen and source.startswith(prefixes) and store.delete_document(doc_id):
+                    report.pruned += 1
+        if store.get_meta("chunker") != fingerprint:
+            store.set_meta("chunker", fingerprint)
+    return report

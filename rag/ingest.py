@@ -1,0 +1,255 @@
+"""Files -> Documents: formats, stable ids, titles, boilerplate marks, and warnings for bad input.
+
+Single bad files never stop a run: they become ``Skipped`` records with a reason. Only a path that
+does not exist at all is an ``IngestError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+from .errors import IngestError
+from .types import Document, Span
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+JSONL_SUFFIXES = {".jsonl"}
+SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+
+_BOILERPLATE = [
+    re.compile(r"(?:\b|(?<=[a-z])(?=[RS]))(see also|read more|also read|related articles?|recommended reading)\s*:", re.I),
+    re.compile(r"^\s*the post\b.*\bappeared first on\b", re.I),
+    re.compile(r"^\s*(this (article|story) (was )?(originally )?(appeared|published)|originally published)\b", re.I),
+]
+_SHORT_BOILERPLATE = re.compile(
+    r"^\s*(share( this| on)?|subscribe( to| now)?|sign up( for| to)?|follow us|click here|advertisement|"
+    r"tweet this|email this|print this|copyright ©|all rights reserved)\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Warned:
+    source: str
+    message: str
+
+
+Event = Document | Skipped | Warned
+
+
+def boilerplate_spans(text: str) -> list[Span]:
+    """Whole lines that are syndication boilerplate ('See also:', 'The post ... appeared first on', share lines)."""
+    spans: list[Span] = []
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        hit = next((m for p in _BOILERPLATE if (m := p.search(body))), None)
+        if hit:
+            # A marker glued mid-line ("...Right NowRead more: ...") marks only the rest of the line.
+            cut = hit.start() if body[:hit.start()].strip() else 0
+            spans.append(Span(start=pos + cut, end=pos + len(body)))
+        elif body.strip() and len(body) < 160 and _SHORT_BOILERPLATE.match(body):
+            spans.append(Span(start=pos, end=pos + len(body)))
+        pos += len(line)
+    return spans
+
+
+def _title_of(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line if len(line) <= 120 else line[:117].rstrip() + "..."
+    return ""
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def make_document(text: str, *, doc_id: str, source: str, title: str | None = None,
+                  date: str | None = None, url: str | None = None) -> Document:
+    return Document(
+        id=doc_id, source=source, title=title or _title_of(text), text=text, sha256=_sha(text),
+        date=date, url=url, boilerplate=boilerplate_spans(text),
+    )
+
+
+class _HTMLText(HTMLParser):
+    _SKIP = {"script", "style", "noscript", "template", "svg", "head"}
+    _BLOCK = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section",
+              "article", "header", "footer", "blockquote", "pre", "table", "hr", "title"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip = 0
+        self.title = ""
+        self.in_title = False
+        self.date: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "title":
+            self.in_title = True
+        elif tag in self._SKIP:
+            self.skip += 1
+        if tag == "meta":
+            a = dict(attrs)
+            if (a.get("property") or a.get("name") or "") in {"article:published_time", "date", "pubdate"}:
+                self.date = (a.get("content") or "")[:10] or None
+        if tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self.in_title = False
+        elif tag in self._SKIP and self.skip:
+            self.skip -= 1
+        if tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self.in_title:
+            self.title += data
+        elif not self.skip:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> tuple[str, str, str | None]:
+    """Visible text (scripts and styles dropped), the <title>, and a published date if present."""
+    parser = _HTMLText()
+    parser.feed(html)
+    parser.close()
+    lines = [re.sub(r"[ \t\f\v\r]+", " ", ln).strip() for ln in "".join(parser.parts).split("\n")]
+    text = "\n".join(ln for ln in lines if ln)
+    return text, parser.title.strip(), parser.date
+
+
+def _looks_binary(raw: bytes) -> bool:
+    head = raw[:8192]
+    if b"\x00" in head:
+        return True
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    return bool(head) and controls / len(head) > 0.05
+
+
+def _decode(raw: bytes, source: str) -> tuple[str, Warned | None]:
+    try:
+        return raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError as err:
+        return raw.decode("utf-8", errors="replace"), Warned(source, f"invalid UTF-8 at byte {err.start}; decoded with replacement characters")
+
+
+def _read_jsonl(text: str, source: str) -> Iterator[Event]:
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{source}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            yield Skipped(where, f"broken jsonl line: {err.msg}")
+            continue
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
+            yield Skipped(where, "jsonl line has no non-empty 'text' string")
+            continue
+        meta = {k: (str(obj[k]) if obj.get(k) is not None else None) for k in ("title", "url", "date", "id")}
+        yield make_document(obj["text"], doc_id=meta["id"] or where, source=where, title=meta["title"],
+                            date=meta["date"], url=meta["url"])
+
+
+def read_file(path: Path, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Event]:
+    """Documents from one file, or the reason it was skipped."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        yield Skipped(source, f"unsupported file type {suffix or '(none)'}")
+        return
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            yield Skipped(source, f"file too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB limit)")
+            return
+        raw = path.read_bytes()
+    except OSError as err:
+        yield Skipped(source, f"unreadable: {err.strerror or err}")
+        return
+    if not raw.strip():
+        yield Skipped(source, "empty file")
+        return
+    if _looks_binary(raw):
+        yield Skipped(source, "binary file")
+        return
+    text, warning = _decode(raw, source)
+    if warning:
+        yield warning
+    if suffix in JSONL_SUFFIXES:
+        yield from _read_jsonl(text, source)
+        return
+    title = date = None
+    if suffix in HTML_SUFFIXES:
+        text, title, date = html_to_text(text)
+        if not text.strip():
+            yield Skipped(source, "HTML has no visible text")
+            return
+    yield make_document(text, doc_id=source, source=source, title=title or None, date=date)
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    if root.is_file():
+        yield root
+        return
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts):
+            yield p
+
+
+def source_prefix(root: Path) -> str:
+    """The source prefix of every document found under ``root`` (used by --prune)."""
+    root = root.resolve()
+    return root.name if root.is_file() else root.name + "/"
+
+
+def iter_documents(paths: Iterable[Path], *, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Event]:
+    """Walk files and directories (recursively, hidden files skipped) and yield documents and warnings.
+
+    A document's source and id are its path relative to the parent of the path given
+    (``rag index seeds/`` gives ``seeds/a.txt``), so ids are stable wherever the command runs;
+    jsonl documents take their ``id`` field when present.
+    """
+    seen: set[str] = set()
+    for root in paths:
+        if not root.exists():
+            raise IngestError(f"no such file or directory: {root}")
+        root = root.resolve()
+        for path in _walk(root):
+            source = path.relative_to(root.parent).as_posix()
+            for event in read_file(path, source, max_bytes=max_bytes):
+                if isinstance(event, Document):
+                    if event.id in seen:
+                        yield Skipped(event.source, f"duplicate document id {event.id!r}")
+                        continue
+                    seen.add(event.id)
+                yield event
+
+
+@dataclass
+class IngestReport:
+    indexed: int = 0
+    unchanged: int = 0
+    replaced: int = 0
+    pruned: int = 0
+    chunks: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[Warned] = field(default_factory=list)
