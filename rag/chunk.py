@@ -140,24 +140,35 @@ class Chunker:
                 out.append(region)
         return out
 
-    def _pack(self, text: str, units: list[Unit]) -> Iterator[tuple[int, int, int]]:
-        """Yield (first unit, end unit, exact tokens) for each chunk of one region."""
-        i, n = 0, len(units)
-        while i < n:
-            j, total = i, 0
-            while j < n and (j == i or total + units[j].n_tokens <= self.max_tokens):
-                total += units[j].n_tokens
-                j += 1
-            # Headings stay with the text under them.
+    def _extent(self, text: str, units: list[Unit], i: int) -> tuple[int, int]:
+        """(end unit, exact tokens) of the chunk starting at unit ``i``."""
+        n = len(units)
+        j, total = i, 0
+        while j < n and (j == i or total + units[j].n_tokens <= self.max_tokens):
+            total += units[j].n_tokens
+            j += 1
+        while True:
+            # Headings stay with the text under them, also after trimming to the exact count.
             while j - 1 > i and j < n and units[j - 1].heading:
                 j -= 1
             exact = self.count(text[units[i].start:units[j - 1].end])
-            while exact > self.max_tokens and j - 1 > i:
-                j -= 1
-                exact = self.count(text[units[i].start:units[j - 1].end])
+            if exact <= self.max_tokens or j - 1 <= i:
+                return j, exact
+            j -= 1
+
+    def _pack(self, text: str, units: list[Unit]) -> Iterator[tuple[int, int, int]]:
+        """Yield (first unit, end unit, exact tokens) for each chunk of one region."""
+        i, n, done = 0, len(units), 0  # units[:done] are already in a chunk
+        while i < n:
+            j, exact = self._extent(text, units, i)
+            if j <= done:
+                # The overlap left no room for anything new (e.g. a heading backed off): drop the overlap.
+                i = done
+                j, exact = self._extent(text, units, i)
             yield i, j, exact
             if j >= n:
                 return
+            done = j
             # Next chunk repeats up to ``overlap`` sentences, as many as fit beside the next new one.
             nxt = max(j - self.overlap, i + 1)
             while nxt < j and sum(u.n_tokens for u in units[nxt:j + 1]) > self.max_tokens:
@@ -176,7 +187,7 @@ class Chunker:
 
     @property
     def fingerprint(self) -> str:
-        return f"{self.enc.name}:{self.max_tokens}:{self.overlap}:v1"
+        return f"{self.enc.name}:{self.max_tokens}:{self.overlap}:v2"
 
 
 def chunk_document(doc: Document, *, max_tokens: int = 300, overlap: int = 1, encoding: str = "cl100k_base") -> list[Chunk]:

@@ -108,6 +108,137 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ ask / chat
+def _generation(args: argparse.Namespace):
+    """Settings, index and backend for commands that generate."""
+    from .backends import get_backend
+    from .index import SQLiteIndex
+
+    llm = {"max_output_tokens": args.max_tokens} if getattr(args, "max_tokens", None) else None
+    settings = _settings(args, backend=args.backend, model=args.model, llm=llm,
+                         cache="off" if getattr(args, "no_cache", False) else None)
+    return settings, SQLiteIndex(settings.index), get_backend(settings)
+
+
+def render_answer(answer: Any) -> str:
+    """An answer for a person: the text, warnings, then numbered citations with their quotes."""
+    lines = [answer.answer]
+    if answer.flags:
+        lines.append("")
+        lines += [f"! {flag}" for flag in answer.flags]
+    if answer.dropped_citations:
+        lines.append(f"! {answer.dropped_citations} citation(s) dropped: their quotes are not in the sources")
+    if answer.citations:
+        lines += ["", "Sources:"]
+        for i, c in enumerate(answer.citations, 1):
+            lines.append(f"  [{i}] {c.source} (chunk {c.chunk_id.rsplit('#', 1)[-1]}, chars {c.start}-{c.end})")
+            lines.append(f"      \"{' '.join(c.quote.split())}\"")
+    return "\n".join(lines)
+
+
+def _strict_failed(answer: Any) -> bool:
+    return bool(answer.flags or answer.dropped_citations)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .answer import ask
+
+    settings, store, backend = _generation(args)
+    answer = ask(args.question, store=store, backend=backend, settings=settings, k=args.k, source_glob=args.source,
+                 max_tokens=args.max_tokens)
+    if args.json:
+        _print_json(answer)
+    else:
+        print(render_answer(answer))
+    return 3 if args.strict and _strict_failed(answer) else 0
+
+
+CHAT_HELP = """Commands: /sources (citations of the last answer), /reset (forget the conversation), /help, /exit.
+Ctrl-C cancels the current answer; Ctrl-D exits."""
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .answer import Conversation, chat_turn
+    from .sessions import SQLiteSessions
+    from .types import Answer
+
+    settings, store, backend = _generation(args)
+    sessions = SQLiteSessions(store)
+    conversation = Conversation(turns=sessions.load(args.session) if args.session else [])
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    options = {"store": store, "backend": backend, "settings": settings, "k": args.k, "source_glob": args.source,
+               "max_tokens": args.max_tokens}
+
+    def save() -> None:
+        if args.session:
+            sessions.save(args.session, conversation.turns)
+
+    if not interactive:
+        status = 0
+        for line in sys.stdin:
+            question = line.strip()
+            if not question:
+                continue
+            try:
+                answer = [i for i in chat_turn(conversation, question, **options) if isinstance(i, Answer)][-1]
+            except RagError as err:
+                print(json.dumps({"question": question, "error": str(err)}) if args.json else f"error: {err}", flush=True)
+                status = 1
+                continue
+            save()
+            if args.json:
+                print(answer.model_dump_json(), flush=True)
+            else:
+                cites = " ".join(f"[{i}] {c.source}: \"{' '.join(c.quote.split())}\"" for i, c in enumerate(answer.citations, 1))
+                print(" ".join(answer.answer.split()) + (f"  {cites}" if cites else ""), flush=True)
+        return status
+
+    try:
+        import readline  # noqa: F401  (history and line editing for input())
+    except ImportError:
+        pass
+    print(f"rag chat ({backend.name}: {backend.model}). {CHAT_HELP}")
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except EOFError:
+            print()
+            return 0
+        except KeyboardInterrupt:
+            print()
+            continue
+        if not question:
+            continue
+        if question.startswith("/"):
+            command = question.split()[0].lower()
+            if command in {"/exit", "/quit"}:
+                return 0
+            if command == "/reset":
+                conversation.reset()
+                save()
+                print("Conversation reset.")
+            elif command == "/sources":
+                last = conversation.last_answer
+                print(render_answer(last).split("\n\n", 1)[-1] if last and last.citations else "No sources for the last answer.")
+            else:
+                print(CHAT_HELP)
+            continue
+        try:
+            for item in chat_turn(conversation, question, **options):
+                if isinstance(item, Answer):
+                    if item.standalone_question:
+                        print(f"\n(understood as: {item.standalone_question})")
+                    body = render_answer(item)
+                    print("\n" + body.split("\n", 1)[1].lstrip("\n") if "\n" in body else "")
+                else:
+                    print(item, end="", flush=True)
+            save()
+        except KeyboardInterrupt:
+            print("\n[answer cancelled]")
+        except RagError as err:
+            print(f"\nerror: {err}")
+
+
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -137,6 +268,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="only documents dated on/before YYYY-MM-DD")
 
     add("stats", cmd_stats, "index statistics and settings")
+
+    def generation_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-k", type=int, help="chunks to retrieve (default 6, or RAG_K)")
+        p.add_argument("--source", help="only sources matching this glob")
+        p.add_argument("--backend", help="offline or openai (default: openai when OPENAI_API_KEY is set)")
+        p.add_argument("--model", help="model name for the openai backend (or RAG_MODEL)")
+        p.add_argument("--max-tokens", type=int, help="output tokens to request and reserve")
+        p.add_argument("--no-cache", action="store_true", help="bypass the response cache")
+
+    p = add("ask", cmd_ask, "answer a question from the index, with verified citations",
+            "Retrieve, generate, verify every citation against the source text, and print the answer. "
+            "When the sources don't hold the answer, it says so (refused: true). Exit 3 under --strict when "
+            "a citation was dropped or the answer has unsupported specifics.")
+    p.add_argument("question")
+    generation_options(p)
+    p.add_argument("--strict", action="store_true", help="exit 3 if any citation was dropped or a specific is unsupported")
+
+    p = add("chat", cmd_chat, "interactive chat over the index (or one question per stdin line)",
+            "On a terminal: a prompt loop with history and streaming answers. Otherwise reads one question per "
+            "line from stdin and writes one answer per line (--json: JSONL). Follow-ups are condensed into "
+            "standalone questions. " + CHAT_HELP)
+    generation_options(p)
+    p.add_argument("--session", help="save and resume the conversation under this name")
     return parser
 
 

@@ -28,9 +28,10 @@ _BOILERPLATE = [
     re.compile(r"^\s*the post\b.*\bappeared first on\b", re.I),
     re.compile(r"^\s*(this (article|story) (was )?(originally )?(appeared|published)|originally published)\b", re.I),
 ]
+# Bare "share"/"subscribe"/"advertisement" only as a whole line: "Share prices fell" is news, not boilerplate.
 _SHORT_BOILERPLATE = re.compile(
-    r"^\s*(share( this| on)?|subscribe( to| now)?|sign up( for| to)?|follow us|click here|advertisement|"
-    r"tweet this|email this|print this|copyright ©|all rights reserved)\b",
+    r"^\s*(?:(share( this| on| via)|subscribe( to| now)|sign up( for| to)?|follow us|click here|"
+    r"tweet this|email this|print this|copyright ©|all rights reserved)\b|(share|subscribe|advertisement)\W*$)",
     re.I,
 )
 
@@ -211,7 +212,9 @@ def _walk(root: Path) -> Iterator[Path]:
         yield root
         return
     for p in sorted(root.rglob("*")):
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts):
+        # A dangling symlink is yielded so it is reported as unreadable instead of vanishing silently.
+        if (p.is_file() or (p.is_symlink() and not p.exists())) and not any(
+                part.startswith(".") for part in p.relative_to(root).parts):
             yield p
 
 

@@ -1,0 +1,150 @@
+"""Ask and chat: retrieve, pack context, generate through the backend, verify, return an Answer.
+
+Grounding is applied to every backend's output here, offline included: citations that do not
+verify are dropped, an answer left with none becomes a refusal, and unsupported specifics are flagged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .backends.base import Backend, Generation, GenerationRequest
+from .config import Settings
+from .context import ContextChunk, pack_context
+from .grounding import CANNOT_ANSWER, unsupported_specifics, verify_citations
+from .index import IndexStore
+from .prompts import RenderedPrompt, render_prompt
+from .retrieve import retrieve
+from .tokens import get_encoding
+from .types import Answer, AnswerDraft, PromptRef, Usage
+
+
+@dataclass
+class Prepared:
+    question: str
+    context: list[ContextChunk]
+    prompt: RenderedPrompt
+    started: float
+
+
+def prepare(question: str, *, store: IndexStore, settings: Settings, k: int | None = None,
+            source_glob: str | None = None, max_tokens: int | None = None) -> Prepared:
+    """Retrieve and pack the context into the token budget, and render the answer prompt."""
+    started = time.perf_counter()
+    hits = retrieve(store, question, k=k or settings.k, source_glob=source_glob)
+    enc = get_encoding(settings.encoding)
+    count = lambda text: len(enc.encode_ordinary(text))  # noqa: E731
+    empty = render_prompt("answer", question=question, sources=[], cannot_answer=CANNOT_ANSWER)
+    overhead = sum(count(m["content"]) + 4 for m in empty.messages)
+    budget = settings.llm.context_window - (max_tokens or settings.llm.max_output_tokens) - overhead
+    context = pack_context(hits, budget=max(0, budget), count=count)
+    prompt = render_prompt("answer", question=question, sources=[c.prompt_vars() for c in context], cannot_answer=CANNOT_ANSWER)
+    return Prepared(question=question, context=context, prompt=prompt, started=started)
+
+
+def finalize(prepared: Prepared, draft: AnswerDraft, *, backend: Backend, usage: Usage) -> Answer:
+    """Verify a draft against the context it was generated from."""
+    verified, dropped = verify_citations(draft.citations, prepared.context)
+    refused, reason, text, flags = draft.refused, draft.refusal_reason, draft.answer, []
+    if refused:
+        verified = []
+        reason = reason or "the sources do not hold the answer"
+        if not text.strip():
+            text = f"{CANNOT_ANSWER}: {reason}."
+    elif not verified:
+        refused, reason = True, "no citation in the answer could be verified against the sources"
+        text = f"{CANNOT_ANSWER}: {reason}."
+        flags.append("ungrounded")
+    else:
+        cited = {c.chunk_id for c in verified}
+        texts = [ctx.chunk.text for ctx in prepared.context if ctx.chunk.id in cited]
+        flags = [f"unsupported: {item}" for item in unsupported_specifics(text, texts)]
+    return Answer(
+        question=prepared.question, answer=text, refused=refused, refusal_reason=reason, citations=verified,
+        confidence=0.0 if refused else draft.confidence, flags=flags, dropped_citations=len(dropped),
+        backend=backend.name, model=backend.model, prompt=prepared.prompt.ref, usage=usage,
+        latency_ms=round((time.perf_counter() - prepared.started) * 1000, 2),
+    )
+
+
+def _request(prepared: Prepared, max_tokens: int | None) -> GenerationRequest:
+    return GenerationRequest(task="answer", prompt=prepared.prompt, schema=AnswerDraft, max_tokens=max_tokens,
+                             inputs={"question": prepared.question, "context": prepared.context})
+
+
+def _no_context(prepared: Prepared, backend: Backend) -> Answer:
+    draft = AnswerDraft(answer=f"{CANNOT_ANSWER}: nothing in the index matches this question.", refused=True,
+                        refusal_reason="nothing in the index matches this question")
+    return finalize(prepared, draft, backend=backend, usage=Usage())
+
+
+def ask(question: str, *, store: IndexStore, backend: Backend, settings: Settings, k: int | None = None,
+        source_glob: str | None = None, max_tokens: int | None = None) -> Answer:
+    """Answer ``question`` from the index, verified; a refusal when the sources don't hold it."""
+    prepared = prepare(question, store=store, settings=settings, k=k, source_glob=source_glob, max_tokens=max_tokens)
+    if not prepared.context:
+        return _no_context(prepared, backend)
+    gen = backend.generate(_request(prepared, max_tokens))
+    assert isinstance(gen.output, AnswerDraft)
+    return finalize(prepared, gen.output, backend=backend, usage=gen.usage)
+
+
+def ask_stream(question: str, *, store: IndexStore, backend: Backend, settings: Settings, k: int | None = None,
+               source_glob: str | None = None, max_tokens: int | None = None) -> Iterator[str | Answer]:
+    """Yield answer text as it is generated (unverified), then the verified Answer."""
+    prepared = prepare(question, store=store, settings=settings, k=k, source_glob=source_glob, max_tokens=max_tokens)
+    if not prepared.context:
+        answer = _no_context(prepared, backend)
+        yield answer.answer
+        yield answer
+        return
+    for item in backend.stream(_request(prepared, max_tokens)):
+        if isinstance(item, Generation):
+            assert isinstance(item.output, AnswerDraft)
+            yield finalize(prepared, item.output, backend=backend, usage=item.usage)
+        else:
+            yield item
+
+
+# ------------------------------------------------------------------ chat
+@dataclass
+class Conversation:
+    """Turns of a chat; follow-ups are condensed into standalone questions before retrieval."""
+
+    turns: list[dict[str, str]] = field(default_factory=list)
+    last_answer: Answer | None = None
+
+    def standalone(self, question: str, backend: Backend) -> tuple[str, Usage]:
+        if not self.turns:
+            return question, Usage()
+        history = self.turns[-6:]
+        prompt = render_prompt("condense", history=history, question=question)
+        gen = backend.generate(GenerationRequest(task="condense", prompt=prompt, inputs={"history": history, "question": question},
+                                                 max_tokens=200))
+        text = str(gen.output).strip().splitlines()[0].strip() if str(gen.output).strip() else question
+        return text, gen.usage
+
+    def record(self, question: str, answer: Answer) -> None:
+        self.turns.append({"role": "user", "content": answer.standalone_question or question})
+        self.turns.append({"role": "assistant", "content": answer.answer})
+        self.last_answer = answer
+
+    def reset(self) -> None:
+        self.turns.clear()
+        self.last_answer = None
+
+
+def chat_turn(conversation: Conversation, question: str, *, store: IndexStore, backend: Backend, settings: Settings,
+              k: int | None = None, source_glob: str | None = None, max_tokens: int | None = None) -> Iterator[str | Answer]:
+    """One chat turn: condense the follow-up, stream the answer, record it in the conversation."""
+    standalone, condense_usage = conversation.standalone(question, backend)
+    for item in ask_stream(standalone, store=store, backend=backend, settings=settings, k=k, source_glob=source_glob,
+                           max_tokens=max_tokens):
+        if isinstance(item, Answer):
+            item.question = question
+            item.standalone_question = standalone if standalone != question else None
+            item.usage = condense_usage.add(item.usage)
+            conversation.record(question, item)
+        yield item

@@ -1,0 +1,82 @@
+"""The backend interface: one ``generate`` call (and an optional ``stream``) for every task.
+
+A request carries both the rendered prompt (for models) and the structured inputs it was rendered
+from (for the offline engine), so both modes run the same pipeline and fill the same schemas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+from ..errors import ConfigError
+from ..prompts import RenderedPrompt
+from ..types import Usage
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+Task = Literal["answer", "condense", "summary", "briefing", "rubric"]
+
+
+@dataclass
+class GenerationRequest:
+    task: Task
+    prompt: RenderedPrompt
+    schema: type[BaseModel] | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    max_tokens: int | None = None
+
+
+@dataclass
+class Generation:
+    """A backend's output: a validated model instance (when a schema was asked for) or text."""
+
+    output: BaseModel | str
+    usage: Usage
+    raw: str = ""
+
+
+class Backend:
+    """Implement ``generate``; ``stream`` yields text deltas then the final Generation."""
+
+    name: str = "base"
+
+    def __init__(self, settings: "Settings") -> None:
+        self.settings = settings
+        self.model = settings.model
+
+    def generate(self, request: GenerationRequest) -> Generation:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def stream(self, request: GenerationRequest) -> Iterator[str | Generation]:
+        result = self.generate(request)
+        if isinstance(result.output, BaseModel) and hasattr(result.output, "answer"):
+            yield str(result.output.answer)
+        yield result
+
+    def close(self) -> None:
+        return None
+
+
+# Name -> "module:class", imported only when chosen (the offline path never imports the openai SDK).
+REGISTRY: dict[str, str] = {"offline": "rag.backends.offline:OfflineBackend", "openai": "rag.backends.openai:OpenAIBackend"}
+
+
+def get_backend(settings: "Settings", *, use_cache: bool = True) -> Backend:
+    """The configured backend, wrapped in the response cache unless caching is off or pointless."""
+    import importlib
+
+    name = settings.backend or "offline"
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown backend {name!r}", hint=f"choose one of: {', '.join(REGISTRY)}")
+    module, cls = REGISTRY[name].split(":")
+    backend: Backend = getattr(importlib.import_module(module), cls)(settings)
+    if use_cache and settings.cache != "off" and name != "offline":
+        from ..cache import CachedBackend, SQLiteCache
+
+        backend = CachedBackend(backend, SQLiteCache(settings.resolved_cache_path), mode=settings.cache)
+    return backend

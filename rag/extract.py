@@ -1,0 +1,196 @@
+"""Lexical analysis for the offline engine: sentences with headings, stems, entities, question types.
+
+Pure functions over text. Stemming is 5-character prefix truncation (a robust, language-light
+stemmer for retrieval); entities are capitalized words that are not sentence-initial function words.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .chunk import sentence_spans
+from .context import ContextChunk
+from .retrieve import STOP_WORDS
+
+QUESTION_WORDS = frozenset(
+    """what which who whom whose when where why how does did do doing done is are was were be been has have had
+    can could should would will may might must shall any many much kind type sort way ways thing things describe
+    explain name named mention mentioned mentions according article text story piece report reported
+    happen happened happening there here also just really actually exactly specifically give list""".split()
+)
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+_CAP = re.compile(r"\b[A-Z][a-zA-Z0-9&-]*(?:['’]s)?")
+MONTHS = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "january",
+          "february", "march", "april", "june", "july", "august", "september", "october", "november", "december"}
+WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+                "twenty", "thirty", "fifty", "hundred", "thousand", "million", "billion", "trillion", "dozen",
+                "half", "percent", "double", "triple", "twice"}
+
+
+def stem(word: str) -> str:
+    """Strip one inflection (-ing, -ed, -es, -s) and a final -e, then keep at most 5 characters."""
+    w = re.sub(r"['’]s$", "", word.lower())
+    for suffix in ("ing", "ed", "es", "s"):
+        if w.endswith(suffix) and not w.endswith("ss") and len(w) - len(suffix) >= 3:
+            w = w[: -len(suffix)]
+            break
+    if len(w) > 3 and w.endswith("e"):
+        w = w[:-1]
+    return w[:5]
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def content_stems(text: str, *, extra_stop: frozenset[str] = frozenset()) -> list[str]:
+    out = []
+    for w in words(text):
+        lw = re.sub(r"['’]s$", "", w.lower())
+        if lw in STOP_WORDS or lw in extra_stop or (len(lw) < 2 and not lw.isdigit()):
+            continue
+        out.append(stem(lw))
+    return out
+
+
+def entities(text: str, *, known: set[str] | None = None) -> list[str]:
+    """Capitalized names, possessives removed, function words skipped.
+
+    With ``known`` (names seen mid-sentence elsewhere), a sentence-initial word counts only if known:
+    that keeps "Build ..." or "Crucially, ..." out while "Amazon is ..." stays in.
+    """
+    found = []
+    for m in _CAP.finditer(text):
+        word = re.sub(r"['’]s$", "", m.group(0))
+        lw = word.lower()
+        if lw in STOP_WORDS or lw in QUESTION_WORDS or lw in MONTHS or lw in WEEKDAYS or len(word) < 2:
+            continue
+        initial = not text[:m.start()].strip() or text[:m.start()].rstrip()[-1] in ".!?:\"“("
+        if known is not None and initial and word not in known:
+            continue
+        found.append(word)
+    return list(dict.fromkeys(found))
+
+
+_SUBJECT_START = re.compile(r"^\s*([A-Z][a-zA-Z0-9&-]+)(?:['’]s)? (?:is|are|was|were|has|have|had|on|in|said|says|will|would|\w+ed)\b")
+
+
+def known_entities(sentences: Sequence["Sentence"]) -> set[str]:
+    """Names capitalized mid-sentence somewhere, or starting a sentence as its subject ("Kroger on Monday hired")."""
+    known: set[str] = set()
+    for s in sentences:
+        if not s.is_heading:
+            known.update(entities(s.text, known=set()))
+            m = _SUBJECT_START.match(s.text)
+            if m and m.group(1).lower() not in STOP_WORDS | QUESTION_WORDS and not m.group(1).endswith("ly"):
+                known.add(m.group(1))
+    return known
+
+
+@dataclass
+class Sentence:
+    ctx: ContextChunk
+    start: int  # offset in the chunk text
+    end: int
+    text: str
+    heading: str = ""
+    is_heading: bool = False
+    index: int = 0  # position in the whole context, in reading order
+    stems: set[str] = field(default_factory=set)
+
+    @property
+    def doc_start(self) -> int:
+        return self.ctx.chunk.start + self.start
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.ctx.chunk.doc_id, self.doc_start)
+
+
+def split_sentences(context: Sequence[ContextChunk]) -> list[Sentence]:
+    """Sentences of every context chunk, de-duplicated across overlapping chunks, with their heading.
+
+    A heading ending in ':' governs the paragraph right after it; a '#' heading governs until the next.
+    """
+    out: list[Sentence] = []
+    seen: set[tuple[str, int]] = set()
+    for ctx in context:
+        text = ctx.chunk.text
+        heading, heading_scope_para = "", False
+        prev_end = 0
+        paragraphs_since = 0
+        for s, e, is_heading in sentence_spans(text, 0, len(text)):
+            if "\n" in text[prev_end:s]:
+                paragraphs_since += 1
+            prev_end = e
+            sent_text = text[s:e]
+            if is_heading:
+                heading, heading_scope_para, paragraphs_since = sent_text.lstrip("#").strip(), not sent_text.startswith("#"), 0
+            elif heading_scope_para and paragraphs_since > 1:
+                heading = ""
+            sent = Sentence(ctx=ctx, start=s, end=e, text=sent_text, heading="" if is_heading else heading,
+                            is_heading=is_heading)
+            if sent.key in seen:
+                continue
+            seen.add(sent.key)
+            sent.stems = set(content_stems(sent_text + " " + sent.heading))
+            sent.index = len(out)
+            out.append(sent)
+    return out
+
+
+def idf(sentences: Sequence[Sentence]) -> dict[str, float]:
+    df: Counter[str] = Counter()
+    for s in sentences:
+        df.update(s.stems)
+    n = max(1, len(sentences))
+    return {t: math.log(1 + n / (1 + c)) for t, c in df.items()} | {"__absent__": math.log(1 + n)}
+
+
+# ------------------------------------------------------------------ answer types
+ANSWER_TYPES = {
+    "number": re.compile(r"\bhow (many|much|big|large|long|often|far|fast|old)\b|\bwhat (percent|percentage|share|number|amount|"
+                         r"price|cost|revenue|sales|figure|valuation|budget|size|growth rate|margin)\b|\bnumber of\b|"
+                         r"\bhow much\b|\b(cost|spend|spent|invest|invested|pay|paid|worth|raise[sd]?)\b.*\?$", re.I),
+    "date": re.compile(r"\bwhen\b|\bwhat (year|date|day|month|time)\b|\bwhich (year|date|day|month)\b|\bon what (day|date)\b", re.I),
+    "person": re.compile(r"\b(name|named|called)\b|\bwho (is|was|are|were) (the|its|their|his|her)\b|\bwho (runs|leads|founded|heads|owns|said|wrote)\b", re.I),
+    "entity": re.compile(r"^\s*who\b|\bwhich (company|companies|retailer|retailers|firm|firms|rival|competitor)s?\b", re.I),
+}
+_DATE_IN_TEXT = re.compile(
+    r"\b(1[89]\d\d|20\d\d)\b|\b(" + "|".join(sorted(MONTHS | WEEKDAYS, key=len, reverse=True)) + r")\b\.?|"
+    r"\b(past|last|next|this|coming) (week|month|year|quarter|decade)s?\b|\b(today|yesterday|tomorrow)\b|\b\w+ years? ago\b",
+    re.I,
+)
+_NUMBER_IN_TEXT = re.compile(r"\d|\b(" + "|".join(NUMBER_WORDS) + r")\b", re.I)
+_PERSON_IN_TEXT = re.compile(r"\b(?:[A-Z][a-z]+\.? )?[A-Z][a-z]+(?:-[A-Z][a-z]+)? [A-Z][a-z]+(?:-[A-Z][a-z]+)?\b")
+
+
+def answer_type(question: str) -> str:
+    for kind in ("number", "date", "person", "entity"):
+        if ANSWER_TYPES[kind].search(question.strip()):
+            return kind
+    return "description"
+
+
+def has_answer_type(sentence: Sentence, kind: str, *, known_entities: Iterable[str], question_entities: Iterable[str]) -> bool:
+    text = sentence.text
+    if kind == "number":
+        return bool(_NUMBER_IN_TEXT.search(text))
+    if kind == "date":
+        return bool(_DATE_IN_TEXT.search(text))
+    if kind == "person":
+        orgs = {e.lower() for e in known_entities}
+        for m in _PERSON_IN_TEXT.finditer(text):
+            parts = m.group(0).replace(".", "").split()
+            if not any(p.lower() in orgs or p.lower() in STOP_WORDS or p.lower() in MONTHS | WEEKDAYS for p in parts):
+                return True
+        return False
+    if kind == "entity":
+        asked = {e.lower() for e in question_entities}
+        return any(e.lower() not in asked for e in entities(text))
+    return True
