@@ -109,7 +109,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ ask / chat
-def _generation(args: argparse.Namespace):
+def _generation(args: argparse.Namespace, *, create_index: bool = False):
     """Settings, index and backend for commands that generate."""
     from .backends import get_backend
     from .index import SQLiteIndex
@@ -117,7 +117,7 @@ def _generation(args: argparse.Namespace):
     llm = {"max_output_tokens": args.max_tokens} if getattr(args, "max_tokens", None) else None
     settings = _settings(args, backend=args.backend, model=args.model, llm=llm,
                          cache="off" if getattr(args, "no_cache", False) else None)
-    return settings, SQLiteIndex(settings.index), get_backend(settings)
+    return settings, SQLiteIndex(settings.index, create=create_index), get_backend(settings)
 
 
 def render_answer(answer: Any) -> str:
@@ -239,6 +239,66 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print(f"\nerror: {err}")
 
 
+# ------------------------------------------------------------------ summarize / brief
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from fnmatch import fnmatch
+
+    from .briefing import Runner, summarize_document
+    from .render import summary_markdown
+
+    settings, store, backend = _generation(args)
+    docs = store.list_documents()
+    if args.docs:
+        docs = [d for d in docs if any(d["id"] == p or fnmatch(str(d["source"]), p) for p in args.docs)]
+        if not docs:
+            raise RagError(f"no indexed document matches {' '.join(args.docs)}", hint="see `rag stats` or index them first")
+    runner = Runner(settings=settings, backend=backend, max_tokens=args.max_tokens)
+    summaries = []
+    with _progress(len(docs), "summarizing", "doc") as bar:
+        for d in docs:
+            summaries.append(summarize_document(str(d["id"]), store=store, runner=runner)[0])
+            bar.update(1)
+    if args.json:
+        _print_json([s.model_dump(mode="json") for s in summaries])
+    else:
+        print("\n\n".join(summary_markdown(s) for s in summaries), end="")
+    return 0
+
+
+def cmd_brief(args: argparse.Namespace) -> int:
+    from .briefing import BatchProgress, Runner, run_batch
+
+    settings, store, backend = _generation(args, create_index=True)
+    runner = Runner(settings=settings, backend=backend, max_tokens=args.max_tokens)
+    paths = [Path(p) for p in (args.paths or ["seeds"])]
+    with _progress(None, "briefing", "doc") as bar:
+        def on_progress(p: BatchProgress) -> None:
+            bar.total = p.total
+            bar.n = p.done + p.skipped + p.failed
+            cost = "?" if p.usage.cost_usd is None else f"${p.usage.cost_usd:.4f}"
+            bar.set_postfix(done=p.done, skipped=p.skipped, failed=p.failed,
+                            tokens=p.usage.prompt_tokens + p.usage.completion_tokens, cost=cost, refresh=True)
+
+        result = run_batch(paths, out_dir=Path(args.out), store=store, runner=runner, concurrency=args.concurrency,
+                           force=args.force, title=args.title, template=args.template, since=args.since,
+                           source_glob=args.source, on_progress=on_progress)
+    b, p = result.briefing, result.progress
+    summary = {
+        "out": str(result.out_dir), "briefing_md": str(result.out_dir / "briefing.md"),
+        "briefing_json": str(result.out_dir / "briefing.json"), "documents": p.total, "summarized": p.done,
+        "resumed": p.skipped, "failed": len(b.failures),
+        "failures": [f.model_dump() for f in b.failures], "usage": b.usage.model_dump(),
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        for f in b.failures:
+            print(f"failed: {f.source}: {f.reason}", file=sys.stderr)
+        print(f"Briefing written to {summary['briefing_md']} ({p.done} summarized, {p.skipped} already done, "
+              f"{len(b.failures)} failed).")
+    return 1 if result.failed else 0
+
+
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -291,6 +351,25 @@ def build_parser() -> argparse.ArgumentParser:
             "standalone questions. " + CHAT_HELP)
     generation_options(p)
     p.add_argument("--session", help="save and resume the conversation under this name")
+
+    p = add("summarize", cmd_summarize, "structured strategy summary of indexed documents",
+            "Players, their model and moves, themes and implications; every item carries a verified citation. "
+            "Prints Markdown (or --json).")
+    p.add_argument("docs", nargs="*", metavar="DOC", help="document ids or source globs (default: all indexed)")
+    generation_options(p)
+
+    p = add("brief", cmd_brief, "batch briefing over a corpus: per-document summaries, then a briefing",
+            "Indexes PATHS, summarizes each document (in parallel, resumable: documents already done are skipped), "
+            "then writes OUT/briefing.md, OUT/briefing.json and OUT/summaries/. A document that fails is listed "
+            "in the briefing's failures and the exit code is 1; the rest still complete.")
+    p.add_argument("paths", nargs="*", help="files or directories (default: seeds/)")
+    p.add_argument("--out", default="out", help="output directory (default: out/)")
+    p.add_argument("--concurrency", type=int, default=4, help="parallel model calls (default 4)")
+    p.add_argument("--force", action="store_true", help="redo documents already summarized")
+    p.add_argument("--title", help="briefing title")
+    p.add_argument("--template", default="briefing", help="briefing prompt in prompts/ (default: briefing)")
+    p.add_argument("--since", help="only documents dated on/after YYYY-MM-DD")
+    generation_options(p)
     return parser
 
 

@@ -1,0 +1,301 @@
+"""Strategy summaries per document and cross-document briefings, with resumable batch runs.
+
+Every item keeps only citations that verify against the document's chunks; items left without
+one are dropped, never shown unsupported. A batch writes each summary as it completes (atomic
+files under ``summaries/``), skips documents already done (content hash + prompt hash + model),
+isolates failures per document, and records them in the briefing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+
+from .backends.base import Backend, GenerationRequest
+from .chunk import Chunker
+from .config import Settings
+from .context import ContextChunk, context_from_chunks
+from .errors import IngestError, RagError
+from .grounding import verify_citations
+from .index import SQLiteIndex, index_paths
+from .ingest import source_prefix
+from .prompts import load_template, render_prompt
+from .ratelimit import RateLimiter
+from .render import briefing_markdown, summary_markdown
+from .tokens import get_encoding
+from .types import Briefing, BriefingSection, CitedItem, Failure, PlayerMoves, SourceSummary, StrategySummary, Usage
+
+
+# ------------------------------------------------------------------ verification
+def _verify_items(items: Sequence[CitedItem], context: Sequence[ContextChunk]) -> tuple[list[CitedItem], int]:
+    kept, dropped = [], 0
+    for item in items:
+        verified, _ = verify_citations(item.citations, context)
+        if verified:
+            kept.append(CitedItem(text=item.text, citations=verified))
+        else:
+            dropped += 1
+    return kept, dropped
+
+
+def verify_summary(summary: StrategySummary, context: Sequence[ContextChunk]) -> StrategySummary:
+    """Keep only items whose citations verify; players left with nothing are dropped."""
+    dropped = 0
+    players = []
+    for p in summary.players:
+        model, d1 = _verify_items([p.model] if p.model else [], context)
+        moves, d2 = _verify_items(p.moves, context)
+        dropped += d1 + d2
+        if model or moves:
+            players.append(PlayerMoves(name=p.name, model=model[0] if model else None, moves=moves))
+    themes, d3 = _verify_items(summary.themes, context)
+    implications, d4 = _verify_items(summary.implications, context)
+    return summary.model_copy(update={"players": players, "themes": themes, "implications": implications,
+                                      "dropped_items": summary.dropped_items + dropped + d3 + d4})
+
+
+def verify_briefing(briefing: Briefing, context: Sequence[ContextChunk]) -> Briefing:
+    executive, _ = _verify_items(briefing.executive_summary, context)
+    sections = []
+    for s in briefing.sections:
+        points, _ = _verify_items(s.points, context)
+        if points:
+            sections.append(BriefingSection(heading=s.heading, points=points))
+    sources = []
+    for s in briefing.sources:
+        kept, _ = _verify_items([s.summary], context)
+        if kept:
+            sources.append(s.model_copy(update={"summary": kept[0]}))
+    return briefing.model_copy(update={"executive_summary": executive, "sections": sections, "sources": sources})
+
+
+def merge_summaries(parts: Sequence[StrategySummary]) -> StrategySummary:
+    """Reduce step for long documents: union players by name, concatenate items, drop repeats."""
+    first = parts[0]
+    players: dict[str, PlayerMoves] = {}
+    seen: set[str] = set()
+
+    def fresh(items: Sequence[CitedItem]) -> list[CitedItem]:
+        out = [i for i in items if i.text not in seen]
+        seen.update(i.text for i in out)
+        return out
+
+    for part in parts:
+        for p in part.players:
+            cur = players.setdefault(p.name, PlayerMoves(name=p.name))
+            if cur.model is None and p.model and p.model.text not in seen:
+                cur.model = p.model
+                seen.add(p.model.text)
+            cur.moves += fresh(p.moves)
+    return first.model_copy(update={
+        "players": list(players.values()),
+        "themes": fresh([t for p in parts for t in p.themes]),
+        "implications": fresh([t for p in parts for t in p.implications]),
+        "dropped_items": sum(p.dropped_items for p in parts),
+    })
+
+
+# ------------------------------------------------------------------ one document
+@dataclass
+class Runner:
+    """What every generation call of a batch shares: settings, backend, limits, a token counter."""
+
+    settings: Settings
+    backend: Backend
+    max_tokens: int | None = None
+    limiter: RateLimiter | None = None
+
+    def __post_init__(self) -> None:
+        self.enc = get_encoding(self.settings.encoding)
+        self.limiter = self.limiter or RateLimiter(requests_per_minute=self.settings.llm.requests_per_minute,
+                                                   tokens_per_minute=self.settings.llm.tokens_per_minute)
+
+    @property
+    def output_tokens(self) -> int:
+        return self.max_tokens or self.settings.llm.max_output_tokens
+
+    def budget(self, prompt_name: str) -> int:
+        overhead = len(self.enc.encode_ordinary(load_template(prompt_name).body)) + 200
+        return max(256, self.settings.llm.context_window - self.output_tokens - overhead)
+
+    def generate(self, request: GenerationRequest):
+        tokens = sum(len(self.enc.encode_ordinary(m["content"])) for m in request.prompt.messages) + self.output_tokens
+        if self.backend.name != "offline":
+            assert self.limiter is not None
+            self.limiter.acquire(tokens)
+        return self.backend.generate(request)
+
+
+def summarize_document(doc_id: str, *, store: SQLiteIndex, runner: Runner) -> tuple[StrategySummary, Usage]:
+    """A verified StrategySummary of one indexed document (map-reduce over chunks when long)."""
+    doc = store.get_document(doc_id)
+    if doc is None:
+        raise IngestError(f"no indexed document {doc_id!r}", hint="see `rag stats` / GET /v1/documents")
+    chunks = store.chunks_of(doc_id)
+    budget = runner.budget("summary")
+    batches: list[list] = [[]]
+    used = 0
+    for c in chunks:
+        if batches[-1] and used + c.n_tokens + 12 > budget:
+            batches.append([])
+            used = 0
+        batches[-1].append(c)
+        used += c.n_tokens + 12
+    parts, usage, ref = [], Usage(), None
+    for batch in batches:
+        context = context_from_chunks(batch, source=doc.source, title=doc.title)
+        prompt = render_prompt("summary", doc_id=doc.id, title=doc.title, sources=[c.prompt_vars() for c in context])
+        ref = prompt.ref
+        gen = runner.generate(GenerationRequest(task="summary", prompt=prompt, schema=StrategySummary, max_tokens=runner.max_tokens,
+                                                inputs={"doc_id": doc.id, "title": doc.title, "context": context}))
+        assert isinstance(gen.output, StrategySummary)
+        draft = gen.output.model_copy(update={"doc_id": doc.id, "title": gen.output.title or doc.title})
+        parts.append(verify_summary(draft, context))
+        usage = usage.add(gen.usage)
+    summary = merge_summaries(parts) if parts else StrategySummary(doc_id=doc.id, title=doc.title)
+    return summary.model_copy(update={"prompt": ref, "backend": runner.backend.name, "model": runner.backend.model}), usage
+
+
+# ------------------------------------------------------------------ batch
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _safe_name(doc_id: str) -> str:
+    base = re.sub(r"[^\w.-]+", "_", doc_id).strip("._")[:80] or "doc"
+    return f"{base}-{hashlib.sha256(doc_id.encode()).hexdigest()[:8]}"
+
+
+@dataclass
+class BatchProgress:
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass
+class BatchResult:
+    briefing: Briefing
+    out_dir: Path
+    summaries: list[StrategySummary]
+    progress: BatchProgress
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.briefing.failures)
+
+
+def _summary_key(sha256: str, backend: Backend, prompt_hash: str) -> str:
+    return f"{sha256}:{prompt_hash}:{backend.name}:{backend.model}"
+
+
+def run_batch(paths: Sequence[Path], *, out_dir: Path, store: SQLiteIndex, runner: Runner, concurrency: int = 4,
+              force: bool = False, title: str | None = None, template: str = "briefing", since: str | None = None,
+              source_glob: str | None = None, on_progress: Callable[[BatchProgress], None] | None = None) -> BatchResult:
+    """Index ``paths``, summarize each document (resumable, parallel), then write the briefing."""
+    settings = runner.settings
+    chunker = Chunker(max_tokens=settings.chunk.max_tokens, overlap=settings.chunk.overlap, encoding=settings.encoding)
+    report = index_paths(paths, store, chunker)
+    failures = [Failure(doc_id=s.source, source=s.source, reason=s.reason) for s in report.skipped]
+    prefixes = tuple(source_prefix(p) for p in paths)
+    docs = [d for d in store.list_documents() if str(d["source"]).startswith(prefixes)]
+    if since:
+        docs = [d for d in docs if d["date"] and str(d["date"]) >= since]
+    if source_glob:
+        docs = [d for d in docs if fnmatch(str(d["source"]), source_glob)]
+    summary_hash = load_template("summary").hash
+    progress = BatchProgress(total=len(docs))
+    lock = threading.Lock()
+    summaries: dict[str, StrategySummary] = {}
+
+    def one(doc: dict) -> None:
+        doc_id = str(doc["id"])
+        path = out_dir / "summaries" / f"{_safe_name(doc_id)}.json"
+        key = _summary_key(str(doc["sha256"]), runner.backend, summary_hash)
+        if not force and path.exists():
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                if saved.get("key") == key:
+                    with lock:
+                        summaries[doc_id] = StrategySummary.model_validate(saved["summary"])
+                        progress.skipped += 1
+                    return
+            except (ValueError, KeyError):
+                pass  # unreadable state: redo the document
+        summary, usage = summarize_document(doc_id, store=store, runner=runner)
+        write_atomic(path, json.dumps({"key": key, "summary": summary.model_dump(mode="json")}, ensure_ascii=False, indent=2))
+        write_atomic(path.with_suffix(".md"), summary_markdown(summary))
+        with lock:
+            summaries[doc_id] = summary
+            progress.done += 1
+            progress.usage = progress.usage.add(usage)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        futures = {pool.submit(one, d): d for d in docs}
+        for future in as_completed(futures):
+            doc = futures[future]
+            try:
+                future.result()
+            except RagError as err:
+                with lock:
+                    progress.failed += 1
+                    failures.append(Failure(doc_id=str(doc["id"]), source=str(doc["source"]), reason=str(err)))
+            if on_progress:
+                on_progress(progress)
+
+    ordered = [summaries[str(d["id"])] for d in docs if str(d["id"]) in summaries]
+    briefing = build_briefing(ordered, docs, store=store, runner=runner, title=title, template=template, failures=failures)
+    briefing.usage = progress.usage.add(briefing.usage)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / "briefing.json", briefing.model_dump_json(indent=2))
+    write_atomic(out_dir / "briefing.md", briefing_markdown(briefing))
+    return BatchResult(briefing=briefing, out_dir=out_dir, summaries=ordered, progress=progress)
+
+
+def build_briefing(summaries: list[StrategySummary], docs: list[dict], *, store: SQLiteIndex, runner: Runner,
+                   title: str | None, template: str = "briefing", failures: list[Failure] | None = None) -> Briefing:
+    """Synthesize the cross-document briefing; if the model call fails, assemble it from the summaries."""
+    from .backends.offline_summary import build_briefing as assemble
+
+    title = title or f"Strategy briefing: {len(summaries)} document{'s' * (len(summaries) != 1)}"
+    failures = list(failures or [])
+    meta = {str(d["id"]): {"source": str(d["source"]), "title": str(d["title"])} for d in docs}
+    context = [ContextChunk(id=c.id, chunk=c, source=meta[s.doc_id]["source"]) for s in summaries for c in store.chunks_of(s.doc_id)]
+    prompt = render_prompt(template, title=title, summaries=[
+        {"doc_id": s.doc_id, "json": s.model_dump_json(include={"doc_id", "title", "players", "themes", "implications"})}
+        for s in summaries])
+    usage = Usage()
+    try:
+        gen = runner.generate(GenerationRequest(task="briefing", prompt=prompt, schema=Briefing, max_tokens=runner.max_tokens,
+                                                inputs={"title": title, "summaries": summaries, "documents": meta}))
+        assert isinstance(gen.output, Briefing)
+        briefing, usage = verify_briefing(gen.output, context), gen.usage
+    except RagError as err:
+        failures.append(Failure(doc_id="(briefing)", source="(briefing)", reason=f"synthesis failed, assembled from summaries: {err}"))
+        briefing = assemble(title, summaries, meta)
+    if not briefing.sources:
+        briefing.sources = [s for s in assemble(title, summaries, meta).sources]
+    return briefing.model_copy(update={"title": title, "failures": failures, "prompt": prompt.ref, "usage": usage,
+                                       "backend": runner.backend.name, "model": runner.backend.model})
