@@ -299,6 +299,19 @@ def cmd_brief(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+# ------------------------------------------------------------------ eval / serve (their own modules)
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate.cli import run
+
+    return run(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.cli import run
+
+    return run(args)
+
+
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -370,6 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", default="briefing", help="briefing prompt in prompts/ (default: briefing)")
     p.add_argument("--since", help="only documents dated on/after YYYY-MM-DD")
     generation_options(p)
+
+    from .evaluate.options import configure as configure_eval
+    from .server.options import configure as configure_serve
+
+    configure_eval(add("eval", cmd_eval, "run eval suites (evals/) and report metrics; exit 1 below thresholds"))
+    configure_serve(add("serve", cmd_serve, "HTTP service: JSON API, streaming chat, OpenAI-compatible endpoint, web page"))
     return parser
 
 

@@ -313,3 +313,24 @@ def index_paths(paths: Iterable[Path], store: SQLiteIndex, chunker: Chunker, *, 
         if store.get_meta("chunker") != fingerprint:
             store.set_meta("chunker", fingerprint)
     return report
+
+
+def index_documents(docs: Iterable[Document], store: SQLiteIndex, chunker: Chunker) -> int:
+    """Write already-ingested documents (e.g. HTTP uploads) in one transaction; returns chunks written."""
+    written = 0
+    fingerprint = chunker.fingerprint
+    with store.transaction():
+        known = store.document_keys()
+        for doc in docs:
+            key = f"{doc.sha256}:{fingerprint}"
+            if known.get(doc.id) != key:
+                chunks = chunker.chunk(doc)
+                store.put_document(doc, chunks, key)
+                written += len(chunks)
+    return written
+
+
+def delete_documents(doc_ids: Iterable[str], store: SQLiteIndex) -> int:
+    """Remove documents in one transaction; returns how many existed."""
+    with store.transaction():
+        return sum(store.delete_document(d) for d in doc_ids)

@@ -186,6 +186,15 @@ def read_file(path: Path, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
     except OSError as err:
         yield Skipped(source, f"unreadable: {err.strerror or err}")
         return
+    yield from read_bytes(raw, suffix, source)
+
+
+def read_bytes(raw: bytes, suffix: str, source: str) -> Iterator[Event]:
+    """Documents from the bytes of one file of type ``suffix`` (also used for HTTP uploads)."""
+    suffix = suffix.lower()
+    if suffix not in SUPPORTED:
+        yield Skipped(source, f"unsupported file type {suffix or '(none)'}")
+        return
     if not raw.strip():
         yield Skipped(source, "empty file")
         return
