@@ -163,7 +163,8 @@ ANSWER_TYPES = {
 }
 _DATE_IN_TEXT = re.compile(
     r"\b(1[89]\d\d|20\d\d)\b|\b(" + "|".join(sorted(MONTHS | WEEKDAYS, key=len, reverse=True)) + r")\b\.?|"
-    r"\b(past|last|next|this|coming) (week|month|year|quarter|decade)s?\b|\b(today|yesterday|tomorrow)\b|\b\w+ years? ago\b",
+    r"\b(past|last|next|this|coming) (week|month|year|quarter|decade)s?\b|\b(today|yesterday|tomorrow)\b|\b\w+ years? ago\b|"
+    r"\b\d{1,2}(:\d\d)?\s?(am|pm|a\.m\.|p\.m\.)|\b(noon|midnight|weekdays?|weekends?|daily|weekly|annually)\b|\bQ[1-4]\b",
     re.I,
 )
 _NUMBER_IN_TEXT = re.compile(r"\d|\b(" + "|".join(NUMBER_WORDS) + r")\b", re.I)

@@ -73,7 +73,8 @@ def verify_citations(citations: Iterable[Citation], context: Sequence[ContextChu
 
 
 _NUMBER = re.compile(r"(?<![\w.])[$€£]?\d[\d,.]*(?:\s?(?:%|percent|million|billion|trillion|bn|m|k))?", re.I)
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’&-]*(?:\s+(?:[A-Z][\w'’&-]*|of|de|van|von))*")
+_NAME = re.compile(r"\b[A-Z][\w'’&-]*(?:\s+(?:[A-Z][\w'’&-]*|of|de|van|von))*")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+|\n)$")
 _COMMON_CAPS = {"I", "The", "A", "An", "In", "On", "And", "But", "Or", "It", "This", "That", "These", "Those",
                 "They", "We", "He", "She", "Its", "Their", "As", "At", "By", "For", "From", "If", "So", "To", "With"}
 
@@ -83,6 +84,9 @@ def specifics(text: str) -> list[str]:
     found = [m.group(0).rstrip(".,") for m in _NUMBER.finditer(text)]
     for m in _NAME.finditer(text):
         words = [w for w in m.group(0).split() if w not in _COMMON_CAPS]
+        # A lone capitalized word opening a sentence is usually just a capitalized word.
+        if len(m.group(0).split()) == 1 and _SENTENCE_START.search(text[:m.start()]):
+            continue
         if words:
             found.append(" ".join(words))
     return list(dict.fromkeys(f for f in found if f))
