@@ -299,6 +299,28 @@ def cmd_brief(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+# ------------------------------------------------------------------ schema / config
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .types import SCHEMAS
+
+    if args.name not in SCHEMAS:
+        raise RagError(f"unknown schema {args.name!r}", hint=f"choose one of: {', '.join(SCHEMAS)}")
+    _print_json(SCHEMAS[args.name].model_json_schema())
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config import describe_settings
+
+    rows = describe_settings(_settings(args))
+    if args.json:
+        _print_json({name: value for name, _, value, _ in rows})
+        return 0
+    for name, env, value, description in rows:
+        print(f"{name:<28} {str(value):<22} {env:<30} {description}")
+    return 0
+
+
 # ------------------------------------------------------------------ eval / serve (their own modules)
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate.cli import run
@@ -383,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", default="briefing", help="briefing prompt in prompts/ (default: briefing)")
     p.add_argument("--since", help="only documents dated on/after YYYY-MM-DD")
     generation_options(p)
+
+    p = add("schema", cmd_schema, "print the JSON Schema of an output type (Answer, StrategySummary, Briefing, ...)")
+    p.add_argument("name", nargs="?", default="Answer")
+    add("config", cmd_config, "show the effective settings, their environment variables and descriptions")
 
     from .evaluate.options import configure as configure_eval
     from .server.options import configure as configure_serve

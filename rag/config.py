@@ -82,3 +82,18 @@ def load_settings(**overrides: object) -> Settings:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(f"invalid setting {where}: {first['msg']}", hint=f"{len(err.errors())} problem(s)") from err
+
+
+def describe_settings(settings: Settings) -> list[tuple[str, str, object, str]]:
+    """(dotted name, environment variable, current value, description) for every setting."""
+    rows: list[tuple[str, str, object, str]] = []
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if isinstance(value, BaseModel):
+            for sub, subfield in type(value).model_fields.items():
+                rows.append((f"{name}.{sub}", f"RAG_{name.upper()}__{sub.upper()}", getattr(value, sub), subfield.description or ""))
+            continue
+        env = {"api_key": "OPENAI_API_KEY", "base_url": "OPENAI_BASE_URL"}.get(name, f"RAG_{name.upper()}")
+        shown = "(set)" if isinstance(value, SecretStr) else value
+        rows.append((name, env, shown, field.description or ""))
+    return rows

@@ -22,6 +22,24 @@ QUESTION_WORDS = frozenset(
     explain name named mention mentioned mentions according article text story piece report reported
     happen happened happening there here also just really actually exactly specifically give list""".split()
 )
+# Words a question uses to frame what it asks; they count for little when deciding if it is answered.
+GENERIC = frozenset(
+    """move moves moving make makes making made plan plans planning role play plays playing want wants wanted become
+    becoming main new key doing trying try tries change changes changed focus focusing rolling roll rolls launch
+    kind type ways thing things big biggest major important notable recent recently latest currently current
+    company companies firm firms business use using used two three four""".split()
+)
+# A few domain equivalences (question word -> words a source may use instead).
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "strategy": ("model", "approach", "playbook", "strategic"), "strategies": ("model", "approach", "strategic"),
+    "plan": ("preparing", "exploring", "scaling"), "plans": ("preparing", "exploring", "scaling"),
+    "prize": ("medal", "gold"), "goal": ("medal", "aim"), "medicine": ("prescription", "healthcare"),
+    "drug": ("prescription",), "drugs": ("prescription",), "pharmacy": ("prescription",), "health": ("healthcare", "clinic"),
+    "ai": ("artificial", "intelligence"), "competitor": ("rival", "rivalry", "compete"), "competitors": ("rival", "rivalry", "compete"),
+    "compete": ("rival", "rivalry", "competing"), "competition": ("rival", "rivalry", "compete"), "rivals": ("rivalry",),
+    "ceo": ("chief", "executive"), "executive": ("ceo",), "shops": ("stores", "store"), "shop": ("store",),
+    "online": ("digital", "ecommerce"), "internet": ("connectivity", "satellite"), "space": ("satellite",),
+}
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _CAP = re.compile(r"\b[A-Z][a-zA-Z0-9&-]*(?:['’]s)?")
 MONTHS = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "january",
@@ -46,6 +64,12 @@ def stem(word: str) -> str:
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text)
+
+
+def expansions(term_word: str) -> set[str]:
+    """Stems that count as a match for a question word: itself and its domain synonyms."""
+    word = re.sub(r"['’]s$", "", term_word.lower())
+    return {stem(word)} | {stem(w) for w in SYNONYMS.get(word, ())}
 
 
 def content_stems(text: str, *, extra_stop: frozenset[str] = frozenset()) -> list[str]:

@@ -211,8 +211,9 @@ class SQLiteIndex:
             where.append("d.date >= ?")
             params.append(date_from)
         if date_to:
-            where.append("d.date <= ?")
-            params.append(date_to)
+            # Compare at the precision given: a document dated 2025-01-31T10:00 is on or before 2025-01-31.
+            where.append("substr(d.date, 1, ?) <= ?")
+            params.extend([len(date_to), date_to])
         filters = (" AND " + " AND ".join(where)) if where else ""
         sql = (
             f"SELECT {_CHUNK_COLS}, -f.rank, d.source, d.title, d.date, d.url "

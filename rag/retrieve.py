@@ -41,10 +41,23 @@ def retrieve(store: IndexStore, query: str, *, k: int = 6, source_glob: str | No
     terms = query_terms(query)
     if not terms:
         raise QueryError("the query has no searchable words", hint="use letters or digits")
+    if k < 1:
+        raise QueryError(f"k must be at least 1, not {k}")
+    for value in (date_from, date_to):
+        _check_date(value)
     hits = store.search(terms, k=k, source_glob=source_glob, date_from=date_from, date_to=date_to)
     for hit in hits:
         hit.snippet = snippet(hit.chunk.text, terms)
     return hits
+
+
+_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?)?)?)?")
+
+
+def _check_date(value: str | None) -> None:
+    """Dates compare as ISO strings, so anything else would silently filter out every document."""
+    if value is not None and not _DATE.fullmatch(value):
+        raise QueryError(f"invalid date {value!r}", hint="use YYYY-MM-DD")
 
 
 def snippet(text: str, terms: list[str], *, width: int = 220) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..context import ContextChunk
 from ..extract import (
-    QUESTION_WORDS, Sentence, answer_type, content_stems, entities, has_answer_type, idf, known_entities,
+    GENERIC, QUESTION_WORDS, Sentence, expansions, answer_type, content_stems, entities, has_answer_type, idf, known_entities,
     split_sentences, stem, words,
 )
 from ..grounding import CANNOT_ANSWER
@@ -49,22 +49,26 @@ def answer_question(question: str, context: list[ContextChunk]) -> AnswerDraft:
     sentences = [s for s in split_sentences(context) if not s.is_heading]
     q_words = {stem(w): re.sub(r"['’]s$", "", w) for w in words(question) if w.lower() not in QUESTION_WORDS}
     q_stems = [t for t in dict.fromkeys(content_stems(question, extra_stop=QUESTION_WORDS))]
+    alternatives: dict[str, set[str]] = {}
+    for word in words(question):
+        alternatives.setdefault(stem(word), set()).update(expansions(word))
+    generic = {stem(w) for w in GENERIC}
     if not sentences:
         return _refuse("nothing relevant was retrieved")
     if not q_stems:
         return _refuse("the question has no content words to look for")
     q_entities = _question_entities(question)
-    missing_names = [e for e in q_entities if not _mentions(sentences, e)]
+    missing_names = [e for e in q_entities if not all(_mentions(sentences, part) for part in e.split("-") if part)]
     if missing_names:
         return _refuse(f"none of the sources mentions {' or '.join(missing_names)}")
 
     weights = idf(sentences)
     absent = weights["__absent__"]
-    w = {t: weights.get(t, absent) for t in q_stems}
+    w = {t: weights.get(t, absent) * (0.25 if t in generic else 1.0) for t in q_stems}
     total = sum(w.values())
     scored = []
     for s in sentences:
-        matched = s.stems & set(q_stems)
+        matched = {t for t in q_stems if s.stems & alternatives.get(t, {t})}
         if matched:
             scored.append(Scored(s, sum(w[t] for t in matched) / total, matched))
     if not scored:

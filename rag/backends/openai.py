@@ -89,14 +89,13 @@ def extract_json_object(text: str) -> dict[str, Any] | None:
     start = body.find("{")
     while start >= 0:
         end = _balanced_end(body, start)
-        if end is None:
-            return None
-        try:
-            found = json.loads(body[start:end])
-            if isinstance(found, dict):
-                return found
-        except json.JSONDecodeError:
-            pass
+        if end is not None:
+            try:
+                found = json.loads(body[start:end])
+                if isinstance(found, dict):
+                    return found
+            except json.JSONDecodeError:
+                pass
         start = body.find("{", start + 1)
     return None
 
