@@ -40,7 +40,7 @@ class ServerSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="ignore", populate_by_name=True)
 
     index: Path = Field(Path(".rag/index.db"), description="Index file (SQLite). Also --index.")
     encoding: str = Field("cl100k_base", description="tiktoken encoding used for chunking and budgets.")
@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     cache: Literal["off", "read-write", "replay"] = Field("read-write", description="Response cache mode.")
     cache_path: Path | None = Field(None, description="Response cache file; default: beside the index.")
     k: int = Field(6, ge=1, le=100, description="Chunks retrieved per question.")
+    prices: Path | None = Field(None, description="Price table (TOML, USD per 1M tokens); default: the bundled rag/prices.toml.")
     api_keys: str = Field("", description="Comma-separated bearer tokens accepted by `rag serve`.")
     chunk: ChunkSettings = Field(default_factory=ChunkSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)

@@ -8,7 +8,6 @@ text with JSON extraction; the mode that worked is remembered on the instance. R
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import tomllib
@@ -52,9 +51,10 @@ def load_prices(path: str) -> dict[str, tuple[float, float]]:
                           hint='expected [models."<name>"] tables with input and output') from err
 
 
-def cost_usd(model: str, prompt_tokens: int, completion_tokens: int, *, prices_path: str | Path | None = None) -> float | None:
+def cost_usd(model: str, prompt_tokens: int, completion_tokens: int, *,
+             prices_path: str | Path | None = None) -> float | None:
     """Cost of one call, or None when the model is not in the price table (never a made-up 0)."""
-    prices = load_prices(str(prices_path or os.environ.get("RAG_PRICES") or PRICES_PATH))
+    prices = load_prices(str(prices_path or PRICES_PATH))
     price = prices.get(model)
     if price is None:  # dated snapshots such as gpt-4o-mini-2024-07-18: longest listed prefix wins
         prefixes = [name for name in prices if model.startswith(name + "-")]
@@ -393,7 +393,7 @@ class OpenAIBackend(Backend):
             prompt = sum(count_tokens(str(m.get("content", "")), enc) + 4 for m in messages) + 3
             completion = count_tokens(content, enc)
         return Usage(prompt_tokens=prompt, completion_tokens=completion, calls=1, latency_ms=latency_ms,
-                     cost_usd=cost_usd(self.model, prompt, completion, prices_path=getattr(self.settings, "prices", None)))
+                     cost_usd=cost_usd(self.model, prompt, completion, prices_path=self.settings.prices))
 
     # -- turning a reply into a Generation
     def _check(self, request: GenerationRequest, reply: _Reply) -> Generation | None:
@@ -402,7 +402,8 @@ class OpenAIBackend(Backend):
             raise BackendError(f"the model's output was cut off at {self._max_tokens(request)} tokens "
                                "(finish_reason=length)", hint="raise --max-tokens (llm.max_output_tokens)")
         if reply.finish_reason == "content_filter":
-            raise BackendError("the endpoint's content filter stopped the model's output (finish_reason=content_filter)")
+            raise BackendError("the endpoint's content filter stopped the model's output "
+                               "(finish_reason=content_filter)")
         if reply.refusal:
             reason = " ".join(reply.refusal.split())
             if request.schema is not None and issubclass(request.schema, AnswerDraft):
