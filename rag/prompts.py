@@ -77,7 +77,7 @@ def load_template(name: str, directory: Path | None = None) -> Template:
     try:
         parsed = _ENV.parse(body)
     except jinja2.TemplateSyntaxError as err:
-        raise ConfigError(f"{path}:{err.lineno + head.count(chr(10)) + 2}: template syntax error: {err.message}") from err
+        raise ConfigError(f"{path}:{err.lineno + head.count(chr(10)) + 3}: template syntax error: {err.message}") from err
     declared = frozenset(header["variables"] or [])
     used = jinja_meta.find_undeclared_variables(parsed)
     if used - declared:
