@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .errors import RagError
+from .render import answer_text as render_answer
 
 EPILOG = "Settings come from RAG_* environment variables (see README); options override them."
 
@@ -118,22 +119,6 @@ def _generation(args: argparse.Namespace, *, create_index: bool = False):
     settings = _settings(args, backend=args.backend, model=args.model, llm=llm,
                          cache="off" if getattr(args, "no_cache", False) else None)
     return settings, SQLiteIndex(settings.index, create=create_index), get_backend(settings)
-
-
-def render_answer(answer: Any) -> str:
-    """An answer for a person: the text, warnings, then numbered citations with their quotes."""
-    lines = [answer.answer]
-    if answer.flags:
-        lines.append("")
-        lines += [f"! {flag}" for flag in answer.flags]
-    if answer.dropped_citations:
-        lines.append(f"! {answer.dropped_citations} citation(s) dropped: their quotes are not in the sources")
-    if answer.citations:
-        lines += ["", "Sources:"]
-        for i, c in enumerate(answer.citations, 1):
-            lines.append(f"  [{i}] {c.source} (chunk {c.chunk_id.rsplit('#', 1)[-1]}, chars {c.start}-{c.end})")
-            lines.append(f"      \"{' '.join(c.quote.split())}\"")
-    return "\n".join(lines)
 
 
 def _strict_failed(answer: Any) -> bool:

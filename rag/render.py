@@ -1,8 +1,8 @@
-"""Markdown for people: briefings and summaries with footnote citations (source, span, quote)."""
+"""Output for people: answers with numbered citations, and Markdown briefings and summaries with footnotes."""
 
 from __future__ import annotations
 
-from .types import Briefing, Citation, CitedItem, StrategySummary
+from .types import Answer, Briefing, Citation, CitedItem, StrategySummary
 
 
 class _Footnotes:
@@ -70,3 +70,19 @@ def briefing_markdown(briefing: Briefing) -> str:
     lines += [meta + ".*"]
     lines += notes.block()
     return "\n".join(lines).rstrip() + "\n"
+
+
+def answer_text(answer: Answer) -> str:
+    """An answer for a person: the text, warnings, then numbered citations with their quotes."""
+    lines = [answer.answer]
+    if answer.flags:
+        lines.append("")
+        lines += [f"! {flag}" for flag in answer.flags]
+    if answer.dropped_citations:
+        lines.append(f"! {answer.dropped_citations} citation(s) dropped: their quotes are not in the sources")
+    if answer.citations:
+        lines += ["", "Sources:"]
+        for i, c in enumerate(answer.citations, 1):
+            lines.append(f"  [{i}] {c.source} (chunk {c.chunk_id.rsplit('#', 1)[-1]}, chars {c.start}-{c.end})")
+            lines.append(f"      \"{' '.join(c.quote.split())}\"")
+    return "\n".join(lines)
