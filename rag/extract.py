@@ -27,7 +27,8 @@ GENERIC = frozenset(
     """move moves moving make makes making made plan plans planning role play plays playing want wants wanted become
     becoming main new key doing trying try tries change changes changed focus focusing rolling roll rolls launch
     kind type ways thing things big biggest major important notable recent recently latest currently current
-    company companies firm firms business use using used two three four""".split()
+    company companies firm firms business use using used two three four other others
+    day date year month time number amount figure total""".split()
 )
 # A few domain equivalences (question word -> words a source may use instead).
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -102,6 +103,23 @@ def entities(text: str, *, known: set[str] | None = None) -> list[str]:
 
 
 _SUBJECT_START = re.compile(r"^\s*([A-Z][a-zA-Z0-9&-]+)(?:['’]s)? (?:is|are|was|were|has|have|had|on|in|said|says|will|would|\w+ed)\b")
+
+
+def standalone_names(sentences: Sequence["Sentence"]) -> set[str]:
+    """Known names seen at least once without another capitalized word beside them (organisations, not first names)."""
+    known = known_entities(sentences)
+    alone: set[str] = set()
+    for s in sentences:
+        if s.is_heading:
+            continue
+        tokens = s.text.replace(",", " , ").split()
+        for i, tok in enumerate(tokens):
+            name = re.sub(r"['’]s$", "", tok.strip(".;:()\"“”"))
+            if name in known:
+                neighbours = tokens[i - 1:i] + tokens[i + 1:i + 2]
+                if not any(n[:1].isupper() for n in neighbours if n not in {",", "The", "A", "And"}) or tok.endswith(("'s", "’s")):
+                    alone.add(name)
+    return alone
 
 
 def known_entities(sentences: Sequence["Sentence"]) -> set[str]:
@@ -183,7 +201,7 @@ ANSWER_TYPES = {
                          r"\bhow much\b|\b(cost|spend|spent|invest|invested|pay|paid|worth|raise[sd]?)\b.*\?$", re.I),
     "date": re.compile(r"\bwhen\b|\bwhat (year|date|day|month|time)\b|\bwhich (year|date|day|month)\b|\bon what (day|date)\b", re.I),
     "person": re.compile(r"\b(name|named|called)\b|\bwho (is|was|are|were) (the|its|their|his|her)\b|\bwho (runs|leads|founded|heads|owns|said|wrote)\b", re.I),
-    "entity": re.compile(r"^\s*who\b|\bwhich (company|companies|retailer|retailers|firm|firms|rival|competitor)s?\b", re.I),
+    "entity": re.compile(r"^\s*who\b|\bwhich (?:\w+ )?(company|companies|retailer|retailers|firm|firms|rival|competitor|player|brand)s?\b", re.I),
 }
 _DATE_IN_TEXT = re.compile(
     r"\b(1[89]\d\d|20\d\d)\b|\b(" + "|".join(sorted(MONTHS | WEEKDAYS, key=len, reverse=True)) + r")\b\.?|"
@@ -209,13 +227,34 @@ def has_answer_type(sentence: Sentence, kind: str, *, known_entities: Iterable[s
     if kind == "date":
         return bool(_DATE_IN_TEXT.search(text))
     if kind == "person":
+        # "Walmart U.S." is an organisation; "Denise Okafor" is a person: judge by the first word.
         orgs = {e.lower() for e in known_entities}
         for m in _PERSON_IN_TEXT.finditer(text):
             parts = m.group(0).replace(".", "").split()
-            if not any(p.lower() in orgs or p.lower() in STOP_WORDS or p.lower() in MONTHS | WEEKDAYS for p in parts):
+            first = parts[0].lower()
+            if first not in orgs and not any(p.lower() in STOP_WORDS or p.lower() in MONTHS | WEEKDAYS for p in parts):
                 return True
         return False
     if kind == "entity":
         asked = {e.lower() for e in question_entities}
         return any(e.lower() not in asked for e in entities(text))
     return True
+
+
+# ------------------------------------------------------------------ who acts
+_ACTION = (r"(?:is|are|was|were|has|have|had|will|would|can|could|(?!versus\b|across\b|always\b|perhaps\b)\w{3,}s|"
+           r"\w+ed|on \w+(?: \([^)]*\))? \w+ed)")
+_NOT_SUBJECT = re.compile(r"\b(and|between|versus|than|like|against|with|of|to|from|or)\s+$", re.I)
+
+
+def subject_of(text: str, names: Sequence[str]) -> str | None:
+    """The player acting in the sentence: its name followed by a verb, earliest first."""
+    best: tuple[int, str] | None = None
+    for name in names:
+        pattern = re.compile(r"\b" + re.escape(name) + r"(?:['’]s)?\b(?:,[^,]{1,40},)?\s+" + _ACTION + r"\b")
+        m = pattern.search(text)
+        if m and _NOT_SUBJECT.search(text[:m.start()]):
+            continue
+        if m and (best is None or m.start() < best[0]):
+            best = (m.start(), name)
+    return best[1] if best else None

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 
 from ..context import ContextChunk
-from ..extract import Sentence, content_stems, known_entities, split_sentences
+from ..extract import Sentence, known_entities, split_sentences, subject_of
 from ..types import Briefing, BriefingSection, Citation, CitedItem, PlayerMoves, SourceSummary, StrategySummary
 
 MAX_PLAYERS = 6
@@ -24,26 +24,8 @@ _THEME_WORDS = re.compile(r"\b(platform|infrastructure|ecosystem|rivalry|race|wa
                           r"everyday|routine|rails|scale|both|landscape|trend)\w*", re.I)
 _IMPLICATION_WORDS = re.compile(r"\b(in that sense|crucially|means|implication|question|will|could|would|no longer|"
                                 r"attention|rest of|watch|signal|gold medal|remain|future|next)\b", re.I)
-_ACTION = (r"(?:is|are|was|were|has|have|had|will|would|can|could|(?!versus\b|across\b|always\b|perhaps\b)\w{3,}s|"
-           r"\w+ed|on \w+(?: \([^)]*\))? \w+ed)")
-_NOT_SUBJECT = re.compile(r"\b(and|between|versus|than|like|against|with|of|to|from|or)\s+$", re.I)
-
-
 def _cite(s: Sentence) -> CitedItem:
     return CitedItem(text=s.text, citations=[Citation(source=s.ctx.source, chunk_id=s.ctx.id, quote=s.text)])
-
-
-def _subject(s: Sentence, players: list[str]) -> str | None:
-    """The player acting in the sentence: its name followed by a verb, earliest first."""
-    best: tuple[int, str] | None = None
-    for name in players:
-        pattern = re.compile(r"\b" + re.escape(name) + r"(?:['’]s)?\b(?:,[^,]{1,40},)?\s+" + _ACTION + r"\b")
-        m = pattern.search(s.text)
-        if m and _NOT_SUBJECT.search(s.text[:m.start()]):
-            continue
-        if m and (best is None or m.start() < best[0]):
-            best = (m.start(), name)
-    return best[1] if best else None
 
 
 def summarize_document(doc_id: str, title: str, context: list[ContextChunk]) -> StrategySummary:
@@ -52,10 +34,10 @@ def summarize_document(doc_id: str, title: str, context: list[ContextChunk]) -> 
     known = known_entities(sentences)
     mentions: Counter[str] = Counter()
     for s in body:
-        for name in known:
+        for name in sorted(known):
             mentions[name] += len(re.findall(r"\b" + re.escape(name) + r"\b", s.text))
     candidates = [n for n, _ in mentions.most_common() if len(n) > 2 and not n.isupper()]
-    subjects = {id(s): _subject(s, candidates) for s in body}
+    subjects = {id(s): subject_of(s.text, candidates) for s in body}
     acting = Counter(v for v in subjects.values() if v)
     players = [n for n in candidates if acting[n]][:MAX_PLAYERS]
 

@@ -51,7 +51,7 @@ def _result(a: s.Assertion, passed: bool | None, actual: Any, message: str = "",
                            message=message, **extra)
 
 
-def _excerpt(text: str, limit: int = 300) -> str:
+def excerpt(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -93,7 +93,7 @@ def check_answer(a: s.Assertion, answer: Answer, *, turn: int | None = None) -> 
     sources = sorted({c.source for c in cits})
     if isinstance(a, TEXT_TYPES):
         passed, message = _text_check(a, answer.answer)
-        return _result(a, passed, _excerpt(answer.answer), message, turn=turn)
+        return _result(a, passed, excerpt(answer.answer), message, turn=turn)
     if isinstance(a, s.Refused):
         why = f"refusal reason: {answer.refusal_reason}" if answer.refused else ""
         return _result(a, answer.refused == a.refused, answer.refused, why, turn=turn)
@@ -104,7 +104,7 @@ def check_answer(a: s.Assertion, answer: Answer, *, turn: int | None = None) -> 
         return _result(a, not stray, sources, f"also cites: {', '.join(stray)}" if stray else "", turn=turn)
     if isinstance(a, s.CitesQuoteContaining):
         needle = fold(a.cites_quote_containing).casefold()
-        return _result(a, any(needle in fold(c.quote).casefold() for c in cits), [_excerpt(c.quote, 160) for c in cits],
+        return _result(a, any(needle in fold(c.quote).casefold() for c in cits), [excerpt(c.quote, 160) for c in cits],
                        turn=turn)
     if isinstance(a, s.MinCitations):
         return _result(a, len(cits) >= a.min_citations, len(cits), turn=turn)
@@ -138,17 +138,18 @@ def citation_problem(c: Citation, document_text: str | None) -> str | None:
             pos += len(part)
         else:
             return None
-    return f"{c.source}[{c.start}:{c.end}) is {_excerpt(span, 80)!r}, not the quote {_excerpt(c.quote, 80)!r}"
+    return f"{c.source}[{c.start}:{c.end}) is {excerpt(span, 80)!r}, not the quote {excerpt(c.quote, 80)!r}"
 
 
 def check_citations(citations: Sequence[Citation], text_of: Callable[[Citation], str | None],
                     *, weight: float = 1.0, turn: int | None = None, implicit: bool = True) -> tuple[AssertionResult, int]:
     """The always-on verbatim check; also returns how many citations were valid."""
     problems = [p for c in citations if (p := citation_problem(c, text_of(c)))]
-    result = AssertionResult(type="citations-verbatim", expected=True, actual=f"{len(citations) - len(problems)}/{len(citations)} verbatim",
+    valid = len(citations) - len(problems)
+    result = AssertionResult(type="citations-verbatim", expected=True, actual=f"{valid}/{len(citations)} verbatim",
                              passed=not problems, weight=weight, message="; ".join(problems[:3]), turn=turn,
                              implicit=implicit)
-    return result, len(citations) - len(problems)
+    return result, valid
 
 
 def check_schema(a: s.SchemaValid, outputs: Sequence[BaseModel], *, turn: int | None = None) -> AssertionResult:
@@ -184,7 +185,8 @@ def check_summary(a: s.Assertion, summaries: Sequence[StrategySummary]) -> Asser
     if isinstance(a, s.Covers):
         missing = coverage(a.covers, summaries)
         covered = len(a.covers) - len(missing)
-        return _result(a, not missing, f"{covered}/{len(a.covers)} covered", f"missing: {', '.join(missing)}" if missing else "")
+        why = f"missing: {', '.join(missing)}" if missing else ""
+        return _result(a, not missing, f"{covered}/{len(a.covers)} covered", why)
     if isinstance(a, s.HasPlayers):
         names = [p.name for summary in summaries for p in summary.players]
         missing = [n for n in a.has_players if not any(normalize(n) == normalize(m) for m in names)]
@@ -230,10 +232,14 @@ def check_retrieval(a: s.Assertion, hits: Sequence[Hit], rank: int | None) -> As
 
 # ------------------------------------------------------------------ scoring
 def case_score(results: Sequence[AssertionResult], threshold: float) -> tuple[str, float | None]:
-    """(status, weighted score): skipped assertions leave the denominator; a bad citation always fails."""
+    """(status, weighted score): skipped assertions leave the denominator; a bad citation always fails.
+
+    A case whose own assertions were all skipped is skipped, even though the implicit citation check ran.
+    """
     counted = [r for r in results if r.passed is not None]
-    if not counted:
+    gate_failed = any(r.type == "citations-verbatim" and r.passed is False for r in counted)
+    declared = [r for r in results if not r.implicit]
+    if not counted or (declared and all(r.passed is None for r in declared) and not gate_failed):
         return "skipped", None
     score = sum(r.weight for r in counted if r.passed) / sum(r.weight for r in counted)
-    gate_failed = any(r.type == "citations-verbatim" and r.passed is False for r in counted)
     return ("pass" if score >= threshold - 1e-9 and not gate_failed else "fail"), round(score, 4)

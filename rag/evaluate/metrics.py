@@ -61,7 +61,7 @@ def compute_metrics(results: Iterable[CaseResult]) -> Metrics:
     ranked = [m for r in results if r.kind == "retrieval" for m in r.measures]
     citations = sum(m.citations for m in runs)
     points = sum(m.points for m in runs)
-    costs = [r.usage.cost_usd for r in results]
+    costs = [r.usage.cost_usd for r in results if r.usage.calls]  # no call, nothing spent
     counted = status["pass"] + status["xpass"] + status["fail"] + status["error"] + status["xfail"]
     return Metrics(
         cases=len(results), passed=status["pass"], failed=status["fail"], errors=status["error"],

@@ -30,7 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", help="offline or openai (default: openai when OPENAI_API_KEY is set)")
     parser.add_argument("--model", help="model name for the openai backend (or RAG_MODEL)")
     parser.add_argument("--replay", action="store_true",
-                        help="answer model calls only from the response cache (no network, no key needed)")
+                        help="answer model calls only from the response cache beside --index (no network, no key "
+                             "needed); implies --backend openai unless --backend is given")
     parser.add_argument("--no-cache", action="store_true", help="bypass the response cache")
     parser.add_argument("--repeat", type=_positive, default=1, metavar="N", help="run every case N times (default 1)")
     parser.add_argument("--concurrency", "-j", type=_positive, metavar="N",

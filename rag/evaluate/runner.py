@@ -28,6 +28,7 @@ from . import suite as s
 from .loading import LoadedSuite
 
 Status = Literal["pass", "fail", "error", "skipped", "xfail", "xpass"]
+Outcome = tuple[list[chk.AssertionResult], dict[str, Any], Usage]  # assertion results, output, usage
 
 
 class RubricGrade(BaseModel):
@@ -170,7 +171,8 @@ def build_indexes(corpora: dict[str, list[str]], settings: Settings, directory: 
 
 
 # ------------------------------------------------------------------ one run of one case
-def _rubric(a: s.LLMRubric, env: Env, question: str, output: str, turn: int | None = None) -> tuple[chk.AssertionResult, Usage]:
+def _rubric(a: s.LLMRubric, env: Env, question: str, output: str,
+            turn: int | None = None) -> tuple[chk.AssertionResult, Usage]:
     if not env.can_grade:
         return chk.AssertionResult(type=a.type, expected=a.llm_rubric, passed=None, weight=a.weight, turn=turn,
                                    message="skipped: llm-rubric needs an LLM backend (this run is offline)"), Usage()
@@ -181,13 +183,9 @@ def _rubric(a: s.LLMRubric, env: Env, question: str, output: str, turn: int | No
                                                  inputs={"rubric": a.llm_rubric, "question": question, "output": output}))
     grade = gen.output
     assert isinstance(grade, RubricGrade)
-    return chk.AssertionResult(type=a.type, expected=f"{a.llm_rubric} (score >= {a.min_score})", actual=grade.score,
-                               passed=grade.score >= a.min_score, weight=a.weight, message=grade.reason, turn=turn), gen.usage
-
-
-def _answer_text(answer: Answer) -> str:
-    lines = [answer.answer] + [f'[{i}] {c.source}: "{" ".join(c.quote.split())}"' for i, c in enumerate(answer.citations, 1)]
-    return "\n".join(lines)
+    result = chk.AssertionResult(type=a.type, expected=f"{a.llm_rubric} (score >= {a.min_score})", actual=grade.score,
+                                 passed=grade.score >= a.min_score, weight=a.weight, message=grade.reason, turn=turn)
+    return result, gen.usage
 
 
 def _expected_refusal(asserts: list[s.Assertion]) -> bool | None:
@@ -210,7 +208,9 @@ def _check_answer(asserts: list[s.Assertion], answer: Answer, env: Env, corpus: 
         if isinstance(a, s.SchemaValid):
             results.append(chk.check_schema(a, [answer], turn=turn))
         elif isinstance(a, s.LLMRubric):
-            result, used = _rubric(a, env, answer.question, _answer_text(answer), turn)
+            from ..render import answer_text
+
+            result, used = _rubric(a, env, answer.standalone_question or answer.question, answer_text(answer), turn)
             results.append(result)
             usage = usage.add(used)
         else:
@@ -229,7 +229,7 @@ def _answer_output(answer: Answer) -> dict[str, Any]:
     return answer.model_dump(mode="json", exclude={"prompt"})
 
 
-def _run_qa(case: s.QACase, env: Env, corpus: str, m: Measures) -> tuple[list[chk.AssertionResult], dict[str, Any], Usage]:
+def _run_qa(case: s.QACase, env: Env, corpus: str, m: Measures) -> Outcome:
     from ..answer import ask
 
     answer = ask(case.question, store=env.store(corpus), backend=env.backend, settings=env.settings, k=case.k)
@@ -237,7 +237,7 @@ def _run_qa(case: s.QACase, env: Env, corpus: str, m: Measures) -> tuple[list[ch
     return results, _answer_output(answer), answer.usage.add(used)
 
 
-def _run_chat(case: s.ChatCase, env: Env, corpus: str, m: Measures) -> tuple[list[chk.AssertionResult], dict[str, Any], Usage]:
+def _run_chat(case: s.ChatCase, env: Env, corpus: str, m: Measures) -> Outcome:
     from ..answer import Conversation, chat_turn
 
     conversation = Conversation()
@@ -258,7 +258,7 @@ def _run_chat(case: s.ChatCase, env: Env, corpus: str, m: Measures) -> tuple[lis
     return results, {"turns": turns}, usage
 
 
-def _run_retrieval(case: s.RetrievalCase, env: Env, corpus: str, m: Measures) -> tuple[list[chk.AssertionResult], dict[str, Any], Usage]:
+def _run_retrieval(case: s.RetrievalCase, env: Env, corpus: str, m: Measures) -> Outcome:
     from ..retrieve import retrieve
 
     depth = max([10] + [a.hit_at for a in case.assert_ if isinstance(a, s.HitAt)])
@@ -267,11 +267,11 @@ def _run_retrieval(case: s.RetrievalCase, env: Env, corpus: str, m: Measures) ->
     m.rank, m.retrieved = rank, len(hits)
     results = [chk.check_retrieval(a, hits, rank) for a in case.assert_]
     output = {"rank": rank, "hits": [{"rank": h.rank, "chunk_id": h.chunk.id, "source": h.source, "score": h.score,
-                                      "text": chk._excerpt(h.chunk.text, 160)} for h in hits]}
+                                      "text": chk.excerpt(h.chunk.text, 160)} for h in hits]}
     return results, output, Usage()
 
 
-def _run_summary(case: s.SummaryCase, env: Env, corpus: str, m: Measures) -> tuple[list[chk.AssertionResult], dict[str, Any], Usage]:
+def _run_summary(case: s.SummaryCase, env: Env, corpus: str, m: Measures) -> Outcome:
     from ..briefing import Runner, summarize_document
     from ..render import summary_markdown
 
@@ -317,7 +317,7 @@ def _cited_items(summary: StrategySummary) -> list[list[Citation]]:
     return [i.citations for i in items + summary.themes + summary.implications]
 
 
-RUNNERS: dict[str, Callable[..., tuple[list[chk.AssertionResult], dict[str, Any], Usage]]] = {
+RUNNERS: dict[str, Callable[..., Outcome]] = {
     "qa": _run_qa, "chat": _run_chat, "retrieval": _run_retrieval, "summary": _run_summary,
 }
 
@@ -333,8 +333,8 @@ def run_once(case: Any, corpus: str, env: Env) -> RunResult:
         return RunResult(status="error", error=message, latency_ms=round((time.perf_counter() - started) * 1000, 2),
                          measures=measures)
     status, score = chk.case_score(results, case.threshold)
-    return RunResult(status=status, score=score, assertions=results, output=output, usage=usage, measures=measures,  # type: ignore[arg-type]
-                     latency_ms=round((time.perf_counter() - started) * 1000, 2))
+    return RunResult(status=status, score=score, assertions=results, output=output,  # type: ignore[arg-type]
+                     usage=usage, measures=measures, latency_ms=round((time.perf_counter() - started) * 1000, 2))
 
 
 # ------------------------------------------------------------------ all cases

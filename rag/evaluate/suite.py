@@ -12,10 +12,7 @@ import re
 from difflib import get_close_matches
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import (
-    BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..types import SCHEMAS
@@ -182,7 +179,8 @@ def _total_items(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return {"items": value}
     if not isinstance(value, dict):
-        raise PydanticCustomError("max_items", "expected a number, or a mapping of section (items, players, moves, themes, implications) to a number")
+        raise PydanticCustomError("max_items", "expected a number, or a mapping of section "
+                                  "(items, players, moves, themes, implications) to a number")
     return value
 
 
@@ -232,7 +230,8 @@ def _check_assertion(value: Any) -> Any:
     if isinstance(value, Assertion):
         return value
     if not isinstance(value, dict) or not value:
-        raise PydanticCustomError("assertion_shape", "an assertion is a mapping like `contains: text` (optionally with weight)")
+        raise PydanticCustomError("assertion_shape",
+                                  "an assertion is a mapping like `contains: text` (optionally with weight)")
     names = [k for k in value if k in ASSERTION_TYPES]
     if len(names) > 1:
         raise PydanticCustomError("assertion_shape", "one assertion per list item, found {names}",
@@ -402,7 +401,8 @@ class Suite(_Strict):
         seen: set[str] = set()
         for i, case in enumerate(self.cases):
             if case.id in seen:
-                raise PydanticCustomError("duplicate_id", "duplicate case id '{id}'", {"id": case.id, "at": ["cases", i, "id"]})
+                raise PydanticCustomError("duplicate_id", "duplicate case id '{id}'",
+                                          {"id": case.id, "at": ["cases", i, "id"]})
             seen.add(case.id)
             corpus = case.corpus or self.corpus
             if corpus is None:
