@@ -21,6 +21,13 @@ from .render import answer_text as render_answer
 EPILOG = "Settings come from RAG_* environment variables (see README); options override them."
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error (a query starting with '-' needs '--' first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _print_json(obj: Any) -> None:
     if isinstance(obj, BaseModel):
         obj = obj.model_dump(mode="json")
@@ -48,6 +55,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = _settings(args)
     chunker = Chunker(max_tokens=settings.chunk.max_tokens, overlap=settings.chunk.overlap, encoding=settings.encoding)
     paths = [Path(p) for p in (args.paths or ["seeds"])]
+    for path in paths:  # before creating an index file, so a typo leaves nothing behind
+        if not path.exists():
+            raise RagError(f"no such file or directory: {path}")
     store = SQLiteIndex(settings.index, create=True)
     with _progress(None, "indexing", "doc") as bar:
         def progress(event: object, chunks: int) -> None:
@@ -81,7 +91,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .retrieve import retrieve
 
     settings = _settings(args)
-    hits = retrieve(SQLiteIndex(settings.index), args.query, k=args.k or settings.k, source_glob=args.source,
+    hits = retrieve(SQLiteIndex(settings.index), args.query, k=settings.k if args.k is None else args.k, source_glob=args.source,
                     date_from=args.since, date_to=args.until)
     if args.json:
         _print_json([h.model_dump(mode="json") for h in hits])
@@ -321,11 +331,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rag", description="Grounded Q&A, strategy summaries and briefings over your documents.", epilog=EPILOG,
     )
     parser.add_argument("--index", type=Path, help="index file (default .rag/index.db, or RAG_INDEX)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help: str, description: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=description or help, epilog=EPILOG)

@@ -180,7 +180,7 @@ def read_file(path: Path, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            yield Skipped(source, f"file too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB limit)")
+            yield Skipped(source, f"file too large ({size / 2**20:.1f} MiB > {max_bytes / 2**20:.1f} MiB limit)")
             return
         raw = path.read_bytes()
     except OSError as err:
