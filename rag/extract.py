@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .chunk import sentence_spans
 from .context import ContextChunk
@@ -41,6 +42,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "ceo": ("chief", "executive"), "executive": ("ceo",), "shops": ("stores", "store"), "shop": ("store",),
     "online": ("digital", "ecommerce"), "internet": ("connectivity", "satellite"), "space": ("satellite",),
 }
+_POSSESSIVE = re.compile(r"['’]s$")
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _CAP = re.compile(r"\b[A-Z][a-zA-Z0-9&-]*(?:['’]s)?")
 MONTHS = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "january",
@@ -51,9 +53,10 @@ NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", 
                 "half", "percent", "double", "triple", "twice"}
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """Strip one inflection (-ing, -ed, -es, -s) and a final -e, then keep at most 5 characters."""
-    w = re.sub(r"['’]s$", "", word.lower())
+    w = _POSSESSIVE.sub("", word.lower())
     for suffix in ("ing", "ed", "es", "s"):
         if w.endswith(suffix) and not w.endswith("ss") and len(w) - len(suffix) >= 3:
             w = w[: -len(suffix)]
@@ -69,14 +72,14 @@ def words(text: str) -> list[str]:
 
 def expansions(term_word: str) -> set[str]:
     """Stems that count as a match for a question word: itself and its domain synonyms."""
-    word = re.sub(r"['’]s$", "", term_word.lower())
+    word = _POSSESSIVE.sub("", term_word.lower())
     return {stem(word)} | {stem(w) for w in SYNONYMS.get(word, ())}
 
 
 def content_stems(text: str, *, extra_stop: frozenset[str] = frozenset()) -> list[str]:
     out = []
     for w in words(text):
-        lw = re.sub(r"['’]s$", "", w.lower())
+        lw = _POSSESSIVE.sub("", w.lower())
         if lw in STOP_WORDS or lw in extra_stop or (len(lw) < 2 and not lw.isdigit()):
             continue
         out.append(stem(lw))
@@ -91,7 +94,7 @@ def entities(text: str, *, known: set[str] | None = None) -> list[str]:
     """
     found = []
     for m in _CAP.finditer(text):
-        word = re.sub(r"['’]s$", "", m.group(0))
+        word = _POSSESSIVE.sub("", m.group(0))
         lw = word.lower()
         if lw in STOP_WORDS or lw in QUESTION_WORDS or lw in MONTHS or lw in WEEKDAYS or len(word) < 2:
             continue
@@ -105,16 +108,16 @@ def entities(text: str, *, known: set[str] | None = None) -> list[str]:
 _SUBJECT_START = re.compile(r"^\s*([A-Z][a-zA-Z0-9&-]+)(?:['’]s)? (?:is|are|was|were|has|have|had|on|in|said|says|will|would|\w+ed)\b")
 
 
-def standalone_names(sentences: Sequence["Sentence"]) -> set[str]:
+def standalone_names(sentences: Sequence["Sentence"], known: set[str] | None = None) -> set[str]:
     """Known names seen at least once without another capitalized word beside them (organisations, not first names)."""
-    known = known_entities(sentences)
+    known = known_entities(sentences) if known is None else known
     alone: set[str] = set()
     for s in sentences:
         if s.is_heading:
             continue
         tokens = s.text.replace(",", " , ").split()
         for i, tok in enumerate(tokens):
-            name = re.sub(r"['’]s$", "", tok.strip(".;:()\"“”"))
+            name = _POSSESSIVE.sub("", tok.strip(".;:()\"“”"))
             if name in known:
                 neighbours = tokens[i - 1:i] + tokens[i + 1:i + 2]
                 if not any(n[:1].isupper() for n in neighbours if n not in {",", "The", "A", "And"}) or tok.endswith(("'s", "’s")):
@@ -154,33 +157,42 @@ class Sentence:
         return (self.ctx.chunk.doc_id, self.doc_start)
 
 
-def split_sentences(context: Sequence[ContextChunk]) -> list[Sentence]:
-    """Sentences of every context chunk, de-duplicated across overlapping chunks, with their heading.
+@lru_cache(maxsize=4096)
+def _analyse_chunk(text: str) -> tuple[tuple[int, int, bool, str, frozenset[str]], ...]:
+    """(start, end, is_heading, governing heading, stems) per sentence; cached, chunks recur across questions.
 
     A heading ending in ':' governs the paragraph right after it; a '#' heading governs until the next.
     """
+    out = []
+    heading, heading_scope_para = "", False
+    prev_end = 0
+    paragraphs_since = 0
+    for s, e, is_heading in sentence_spans(text, 0, len(text)):
+        if "\n" in text[prev_end:s]:
+            paragraphs_since += 1
+        prev_end = e
+        sent_text = text[s:e]
+        if is_heading:
+            heading, heading_scope_para, paragraphs_since = sent_text.lstrip("#").strip(), not sent_text.startswith("#"), 0
+        elif heading_scope_para and paragraphs_since > 1:
+            heading = ""
+        governing = "" if is_heading else heading
+        out.append((s, e, is_heading, governing, frozenset(content_stems(sent_text + " " + governing))))
+    return tuple(out)
+
+
+def split_sentences(context: Sequence[ContextChunk]) -> list[Sentence]:
+    """Sentences of every context chunk in reading order, de-duplicated across overlapping chunks."""
     out: list[Sentence] = []
     seen: set[tuple[str, int]] = set()
     for ctx in context:
         text = ctx.chunk.text
-        heading, heading_scope_para = "", False
-        prev_end = 0
-        paragraphs_since = 0
-        for s, e, is_heading in sentence_spans(text, 0, len(text)):
-            if "\n" in text[prev_end:s]:
-                paragraphs_since += 1
-            prev_end = e
-            sent_text = text[s:e]
-            if is_heading:
-                heading, heading_scope_para, paragraphs_since = sent_text.lstrip("#").strip(), not sent_text.startswith("#"), 0
-            elif heading_scope_para and paragraphs_since > 1:
-                heading = ""
-            sent = Sentence(ctx=ctx, start=s, end=e, text=sent_text, heading="" if is_heading else heading,
-                            is_heading=is_heading)
+        for s, e, is_heading, heading, stems in _analyse_chunk(text):
+            sent = Sentence(ctx=ctx, start=s, end=e, text=text[s:e], heading=heading, is_heading=is_heading)
             if sent.key in seen:
                 continue
             seen.add(sent.key)
-            sent.stems = set(content_stems(sent_text + " " + sent.heading))
+            sent.stems = set(stems)
             sent.index = len(out)
             out.append(sent)
     return out

@@ -8,6 +8,7 @@ character, the offset of the original character it came from, so a match maps ba
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 _QUOTES = {c: "'" for c in "\u2018\u2019\u201a\u201b\u2032\u0060\u00b4"} | {c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb"}
 _DASHES = {c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"}
@@ -15,13 +16,17 @@ _DROP = {c: "" for c in "\u200b\u200c\u200d\u2060\ufeff\u00ad"}
 TABLE = str.maketrans(_QUOTES | _DASHES | _DROP)
 
 
+@lru_cache(maxsize=None)
 def _fold_char(ch: str) -> str:
     out = unicodedata.normalize("NFKD", ch).translate(TABLE)
     return "".join(c for c in out if not unicodedata.combining(c)).casefold()
 
 
-def normalize_with_map(text: str) -> tuple[str, list[int]]:
-    """Return (normalized text, origin offsets). Whitespace runs become one space."""
+@lru_cache(maxsize=2048)
+def normalize_with_map(text: str) -> tuple[str, tuple[int, ...]]:
+    """Return (normalized text, origin offsets). Whitespace runs become one space.
+
+    Cached: the same chunk texts are verified again and again."""
     out: list[str] = []
     origin: list[int] = []
     prev_space = True  # also strips leading whitespace
@@ -39,7 +44,7 @@ def normalize_with_map(text: str) -> tuple[str, list[int]]:
     if out and out[-1] == " ":
         out.pop()
         origin.pop()
-    return "".join(out), origin
+    return "".join(out), tuple(origin)
 
 
 def normalize(text: str) -> str:

@@ -97,10 +97,16 @@ def render_prompt(name: str, /, **variables: Any) -> RenderedPrompt:
         problems = [f"missing variable {v!r}" for v in sorted(missing)] + [f"unexpected variable {v!r}" for v in sorted(extra)]
         raise ConfigError(f"prompt {template.path.name}: {'; '.join(problems)}")
     try:
-        text = _ENV.from_string(template.body).render(**variables)
+        text = _compiled(template.path, template.hash).render(**variables)
     except jinja2.UndefinedError as err:
         raise ConfigError(f"prompt {template.path.name}: {err.message}") from err
     return RenderedPrompt(ref=template.ref, schema=template.schema, messages=_split_roles(text, template.path))
+
+
+@lru_cache(maxsize=64)
+def _compiled(path: Path, digest: str) -> jinja2.Template:
+    """The compiled body of a template (compiling costs far more than rendering)."""
+    return _ENV.from_string(load_template(path.stem, path.parent).body)
 
 
 def _split_roles(text: str, path: Path) -> list[dict[str, str]]:

@@ -339,7 +339,7 @@ def test_normalize_with_map_on_the_seed_article_finds_curly_quote_spans():
 def test_normalize_map_points_at_the_character_each_output_char_came_from(text: str):
     norm, origin = normalize_with_map(text)
     assert len(norm) == len(origin)
-    assert origin == sorted(origin)
+    assert list(origin) == sorted(origin)
     assert all(0 <= o < len(text) for o in origin)
     assert norm == norm.strip() and "  " not in norm
     for ch, o in zip(norm, origin):

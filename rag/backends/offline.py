@@ -67,14 +67,15 @@ def answer_question(question: str, context: list[ContextChunk]) -> AnswerDraft:
     if missing_names:
         return _refuse(f"none of the sources mentions {' or '.join(missing_names)}")
 
-    scored = _score(question, q_stems, q_entities, sentences)
+    known = known_entities(sentences)
+    scored = _score(question, q_stems, q_entities, sentences, known)
     if not scored:
         if q_entities:
             return _refuse(f"nothing in the sources about {' and '.join(q_entities)} addresses "
                            f"{_describe([t for t in q_stems if t not in _entity_stems(q_entities)], q_words)}")
         return _refuse(f"nothing in the sources is about {_describe(q_stems, q_words)}")
     kind = answer_type(question)
-    orgs = standalone_names(sentences)
+    orgs = standalone_names(sentences, known)
     best_any = max(scored, key=lambda sc: (sc.coverage, -sc.sentence.index))
     if not best_any.qualifies:
         missing = [t for t in q_stems if t not in best_any.matched]
@@ -100,7 +101,8 @@ def _entity_stems(q_entities: list[str]) -> set[str]:
     return {stem(part) for e in q_entities for part in re.split(r"[-\s]", e) if part}
 
 
-def _score(question: str, q_stems: list[str], q_entities: list[str], sentences: list[Sentence]) -> list[Scored]:
+def _score(question: str, q_stems: list[str], q_entities: list[str], sentences: list[Sentence],
+           known: set[str]) -> list[Scored]:
     """Coverage of the question's terms by each candidate sentence (IDF-weighted, generic words discounted).
 
     A candidate must come from a chunk that names every entity of the question (so one document's
@@ -121,7 +123,7 @@ def _score(question: str, q_stems: list[str], q_entities: list[str], sentences: 
     core = [t for t in q_stems if t not in entity_stems and t not in generic]
     core_total = sum(w[t] for t in core)
     kind = answer_type(question)
-    names = sorted(known_entities(sentences))
+    names = sorted(known)
     one_subject = q_entities[0].lower() if kind in ("description", "number", "date") and len(q_entities) == 1 else None
     scored = []
     for s in sentences:

@@ -71,17 +71,21 @@ def validation_error(errors: list[dict[str, Any]]) -> ApiError:
     for e in errors:
         if e.get("type") == "json_invalid":
             detail = (e.get("ctx") or {}).get("error", "invalid JSON")
-            pos = e["loc"][-1] if e.get("loc") else "?"
-            return ApiError(400, "invalid_json", f"malformed JSON body: {detail} (at character {pos})")
-    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
-    field = _field(first.get("loc", ()))
-    msg = str(first.get("msg", "invalid value"))
-    if first.get("type") == "missing" and field == "body":
-        msg = "a JSON request body is required"
-    elif first.get("type") == "extra_forbidden":
-        msg = "unknown field"
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return ApiError(422, "validation_error", f"{field}: {msg}{more}", field=field)
+            pos = next((p for p in reversed(e.get("loc") or ()) if isinstance(p, int)), None)
+            where = f" at character {pos}" if pos is not None else ""
+            return ApiError(400, "invalid_json", f"malformed JSON body: {detail}{where}")
+    errors = errors or [{"loc": ("body",), "msg": "invalid request", "type": "invalid"}]
+    problems = [f"{_field(e.get('loc', ()))}: {_message(e)}" for e in errors[:3]]
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return ApiError(422, "validation_error", "; ".join(problems) + more, field=_field(errors[0].get("loc", ())))
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error.get("type") == "missing" and _field(error.get("loc", ())) == "body":
+        return "a JSON request body is required"
+    if error.get("type") == "extra_forbidden":
+        return "unknown field"
+    return str(error.get("msg", "invalid value"))
 
 
 def install(app: FastAPI) -> None:

@@ -272,7 +272,7 @@ def job_view(job: Job, *, with_result: bool = True) -> dict[str, Any]:
     """The public JSON of a job."""
     view: dict[str, Any] = {
         "id": job.id, "kind": job.kind, "status": job.status, "progress": job.progress,
-        "request": {k: v for k, v in job.request.items() if k != "doc_ids"} | {"documents": len(job.request.get("doc_ids", []))},
+        "request": job.request,
         "error": job.error, "created_at": job.created_at, "updated_at": job.updated_at,
     }
     if with_result:
