@@ -54,10 +54,13 @@ def from_rag_error(err: RagError) -> ApiError:
         return ApiError(503, "backend_error", message, headers=headers)
     if isinstance(err, ValidationFailed):
         return ApiError(503, "backend_error", message)
+    # The operator's problems: the detail (paths, file names) goes to the log, not to the caller.
     if isinstance(err, IndexStoreError):
-        return ApiError(503, "index_unavailable", message, headers={"Retry-After": "1"})
+        log.error("index unavailable: %s", message)
+        return ApiError(503, "index_unavailable", "the index is busy or unavailable; try again", headers={"Retry-After": "1"})
     if isinstance(err, ConfigError):
-        return ApiError(500, "config_error", message)
+        log.error("server misconfigured: %s", message)
+        return ApiError(500, "config_error", "the server is misconfigured (see its log)")
     return ApiError(400, "rag_error", message)
 
 

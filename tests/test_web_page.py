@@ -1,0 +1,197 @@
+"""The chat page in a real headless Chromium: it asks a question, streams the answer, shows the citation.
+
+The page auto-asks its ``?q=`` parameter. Chromium is driven over the DevTools protocol on a pipe
+(``--remote-debugging-pipe``: NUL-separated JSON on fds 3 and 4), so no driver or websocket client is
+needed, and the test waits for the page to say it is done (``data-state``) instead of for a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from conftest import ROOT, SEED_FILE, SEEDS, run_cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)")]
+
+QUESTION = "What did Kroger do on Monday?"
+QUOTE = "Kroger on Monday (Feb. 9) hired a former Walmart U.S. CEO"
+
+
+@contextmanager
+def serve(index: Path, **env: str) -> Iterator[str]:
+    """`rag serve --port 0 --json` in a subprocess; yields its URL."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
+    full_env |= {"RAG_INDEX": str(index), "PYTHONUNBUFFERED": "1"} | env
+    proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", "0", "--json", "--log-level", "warning"],
+                            cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line, f"rag serve printed nothing: {proc.stderr.read() if proc.stderr else ''}"
+        url = json.loads(line)["url"]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "rag serve never became ready"
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Browser:
+    """Headless Chromium with one page, driven over the DevTools protocol on a pipe."""
+
+    def __init__(self, profile: Path) -> None:
+        assert CHROMIUM is not None
+        to_chrome_r, self._to_chrome = os.pipe()
+        self._from_chrome, from_chrome_w = os.pipe()
+
+        def wire() -> None:  # in the child: the protocol pipe must be fds 3 (commands) and 4 (replies)
+            os.dup2(to_chrome_r, 3)
+            os.dup2(from_chrome_w, 4)
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+             "--hide-scrollbars", "--remote-debugging-pipe", f"--user-data-dir={profile}", "--window-size=1100,760",
+             "about:blank"],
+            preexec_fn=wire, pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self._buffer = b""
+        self._next_id = 0
+        page = next(t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page")
+        self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+
+    def call(self, method: str, *, session: str | None = None, timeout: float = 60, **params: object) -> dict:
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_chrome, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._next_id:
+                    assert "error" not in reply, reply
+                    return reply["result"]
+            left = deadline - time.monotonic()
+            assert left > 0, f"no reply to {method}"
+            if select.select([self._from_chrome], [], [], left)[0]:
+                chunk = os.read(self._from_chrome, 1 << 20)
+                assert chunk, "chromium closed the DevTools pipe"
+                self._buffer += chunk
+
+    def page(self, method: str, **params: object) -> dict:
+        return self.call(method, session=self.session, **params)
+
+    def evaluate(self, expression: str) -> object:
+        return self.page("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def wait_for(self, expression: str, *, timeout: float = 60) -> object:
+        deadline = time.monotonic() + timeout
+        while not (value := self.evaluate(expression)):
+            assert time.monotonic() < deadline, f"page never satisfied {expression}"
+            time.sleep(0.05)
+        return value
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close", timeout=10)
+        except (AssertionError, OSError):
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._to_chrome)
+        os.close(self._from_chrome)
+
+
+@contextmanager
+def browser(profile: Path) -> Iterator[Browser]:
+    b = Browser(profile)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    index = tmp_path_factory.mktemp("web") / "index.db"
+    result = run_cli("index", str(SEEDS), env={"RAG_INDEX": str(index)})
+    assert result.returncode == 0, result.stderr
+    return index
+
+
+def _text(fragment: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", fragment))
+
+
+FINISHED = "(() => { const t = document.querySelector('.turn'); return t && ['done', 'error'].includes(t.dataset.state) && t.dataset.state; })()"
+
+
+def test_page_streams_an_answer_with_an_expandable_cited_quote(seeded: Path, tmp_path: Path) -> None:
+    with serve(seeded) as url, browser(tmp_path / "profile") as b:
+        b.page("Page.navigate", url=f"{url}/?q={quote(QUESTION)}")
+        assert b.wait_for(FINISHED) == "done", b.evaluate("document.querySelector('.turn').innerText")
+        b.wait_for("!document.getElementById('status').textContent.includes('connecting')")
+        dom = str(b.evaluate("document.documentElement.outerHTML"))
+        shot = b.page("Page.captureScreenshot", format="png")["data"]
+    (tmp_path / "page.png").write_bytes(base64.b64decode(shot))
+
+    body = re.search(r'<article class="turn" data-state="done">(.*?)</article>', dom, re.S).group(1)
+    assert _text(re.search(r'<div class="question">(.*?)</div>', body, re.S).group(1)) == QUESTION
+    answer = _text(re.search(r'<div class="text">(.*?)</div>', body, re.S).group(1))
+    assert QUOTE in answer
+    citation = re.search(r'<details class="citation"[^>]*>(.*?)</details>', body, re.S)
+    assert citation, body
+    assert f"seeds/{SEED_FILE.name}" in _text(re.search(r'<span class="src">(.*?)</span>', citation.group(1)).group(1))
+    quoted = _text(re.search(r'<blockquote class="quote">(.*?)</blockquote>', citation.group(1), re.S).group(1))
+    assert QUOTE in quoted and quoted in SEED_FILE.read_text(encoding="utf-8")
+    assert "1 document · offline" in _text(dom)
+    assert (tmp_path / "page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_page_asks_for_a_key_when_the_server_needs_one(seeded: Path, tmp_path: Path) -> None:
+    with serve(seeded, RAG_API_KEYS="page-key") as url, browser(tmp_path / "profile") as b:
+        b.page("Page.navigate", url=f"{url}/?q={quote(QUESTION)}")
+        b.wait_for("typeof pending === 'string'")  # the 401 came back: the question waits for a key
+        assert b.evaluate("document.getElementById('key-form').hidden") is False
+        assert b.evaluate("document.querySelector('.turn')") is None
+        b.evaluate("document.getElementById('key').value = 'page-key'")
+        b.evaluate("document.getElementById('key-form').requestSubmit()")
+        assert b.wait_for(FINISHED) == "done"  # asked again, with the key
+        assert QUOTE in str(b.evaluate("document.querySelector('.turn .text').textContent"))
