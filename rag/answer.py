@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .backends.base import Backend, Generation, GenerationRequest
 from .config import Settings
@@ -19,6 +20,14 @@ from .prompts import RenderedPrompt, render_prompt
 from .retrieve import retrieve
 from .tokens import get_encoding
 from .types import Answer, AnswerDraft, PromptRef, Usage
+
+
+@lru_cache(maxsize=8)
+def _prompt_overhead(encoding: str) -> int:
+    """Tokens of the answer prompt around the question and sources (chat framing ~4 per message)."""
+    enc = get_encoding(encoding)
+    empty = render_prompt("answer", question="", sources=[], cannot_answer=CANNOT_ANSWER)
+    return sum(len(enc.encode_ordinary(m["content"])) + 4 for m in empty.messages)
 
 
 @dataclass
@@ -36,8 +45,7 @@ def prepare(question: str, *, store: IndexStore, settings: Settings, k: int | No
     hits = retrieve(store, question, k=k or settings.k, source_glob=source_glob)
     enc = get_encoding(settings.encoding)
     count = lambda text: len(enc.encode_ordinary(text))  # noqa: E731
-    empty = render_prompt("answer", question=question, sources=[], cannot_answer=CANNOT_ANSWER)
-    overhead = sum(count(m["content"]) + 4 for m in empty.messages)
+    overhead = _prompt_overhead(settings.encoding) + count(question)
     budget = settings.llm.context_window - (max_tokens or settings.llm.max_output_tokens) - overhead
     context = pack_context(hits, budget=max(0, budget), count=count)
     prompt = render_prompt("answer", question=question, sources=[c.prompt_vars() for c in context], cannot_answer=CANNOT_ANSWER)

@@ -113,16 +113,22 @@ def standalone_names(sentences: Sequence["Sentence"], known: set[str] | None = N
     known = known_entities(sentences) if known is None else known
     alone: set[str] = set()
     for s in sentences:
-        if s.is_heading:
-            continue
-        tokens = s.text.replace(",", " , ").split()
-        for i, tok in enumerate(tokens):
-            name = _POSSESSIVE.sub("", tok.strip(".;:()\"“”"))
-            if name in known:
-                neighbours = tokens[i - 1:i] + tokens[i + 1:i + 2]
-                if not any(n[:1].isupper() for n in neighbours if n not in {",", "The", "A", "And"}) or tok.endswith(("'s", "’s")):
-                    alone.add(name)
-    return alone
+        if not s.is_heading:
+            alone.update(_lone_capitals(s.text))
+    return alone & known
+
+
+@lru_cache(maxsize=8192)
+def _lone_capitals(text: str) -> frozenset[str]:
+    tokens = text.replace(",", " , ").split()
+    alone = set()
+    for i, tok in enumerate(tokens):
+        name = _POSSESSIVE.sub("", tok.strip(".;:()\"“”"))
+        if name[:1].isupper():
+            neighbours = tokens[i - 1:i] + tokens[i + 1:i + 2]
+            if not any(n[:1].isupper() for n in neighbours if n not in {",", "The", "A", "And"}) or tok.endswith(("'s", "’s")):
+                alone.add(name)
+    return frozenset(alone)
 
 
 def known_entities(sentences: Sequence["Sentence"]) -> set[str]:
@@ -130,11 +136,17 @@ def known_entities(sentences: Sequence["Sentence"]) -> set[str]:
     known: set[str] = set()
     for s in sentences:
         if not s.is_heading:
-            known.update(entities(s.text, known=set()))
-            m = _SUBJECT_START.match(s.text)
-            if m and m.group(1).lower() not in STOP_WORDS | QUESTION_WORDS and not m.group(1).endswith("ly"):
-                known.add(m.group(1))
+            known.update(_sentence_names(s.text))
     return known
+
+
+@lru_cache(maxsize=8192)
+def _sentence_names(text: str) -> frozenset[str]:
+    names = set(entities(text, known=set()))
+    m = _SUBJECT_START.match(text)
+    if m and m.group(1).lower() not in STOP_WORDS | QUESTION_WORDS and not m.group(1).endswith("ly"):
+        names.add(m.group(1))
+    return frozenset(names)
 
 
 @dataclass
@@ -263,10 +275,16 @@ def subject_of(text: str, names: Sequence[str]) -> str | None:
     """The player acting in the sentence: its name followed by a verb, earliest first."""
     best: tuple[int, str] | None = None
     for name in names:
-        pattern = re.compile(r"\b" + re.escape(name) + r"(?:['’]s)?\b(?:,[^,]{1,40},)?\s+" + _ACTION + r"\b")
-        m = pattern.search(text)
+        if name not in text:
+            continue
+        m = _subject_pattern(name).search(text)
         if m and _NOT_SUBJECT.search(text[:m.start()]):
             continue
         if m and (best is None or m.start() < best[0]):
             best = (m.start(), name)
     return best[1] if best else None
+
+
+@lru_cache(maxsize=1024)
+def _subject_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(r"\b" + re.escape(name) + r"(?:['’]s)?\b(?:,[^,]{1,40},)?\s+" + _ACTION + r"\b")
