@@ -19,7 +19,7 @@ from .index import IndexStore
 from .prompts import RenderedPrompt, render_prompt
 from .retrieve import retrieve
 from .tokens import get_encoding
-from .types import Answer, AnswerDraft, PromptRef, Usage
+from .types import Answer, AnswerDraft, Usage
 
 
 @lru_cache(maxsize=8)

@@ -32,7 +32,7 @@ from .prompts import load_template, render_prompt
 from .ratelimit import RateLimiter
 from .render import briefing_markdown, summary_markdown
 from .tokens import get_encoding
-from .types import Briefing, BriefingSection, CitedItem, Failure, PlayerMoves, SourceSummary, StrategySummary, Usage
+from .types import Briefing, BriefingSection, CitedItem, Failure, PlayerMoves, StrategySummary, Usage
 
 
 # ------------------------------------------------------------------ verification
@@ -211,6 +211,33 @@ def _summary_key(sha256: str, backend: Backend, prompt_hash: str) -> str:
     return f"{sha256}:{prompt_hash}:{backend.name}:{backend.model}"
 
 
+def load_summary(path: Path, key: str) -> StrategySummary | None:
+    """A finished summary from an earlier (interrupted) run, if it is for the same content, prompt and model."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("key") == key:
+            return StrategySummary.model_validate(saved["summary"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # missing or unreadable: redo the document
+    return None
+
+
+def summarize_cached(doc: dict, *, out_dir: Path, store: SQLiteIndex, runner: Runner,
+                     force: bool = False) -> tuple[StrategySummary, Usage | None]:
+    """Summarize one listed document, or reuse ``out_dir/summaries/<doc>.json`` (usage None) when it is
+    for the same content, summary prompt and model. Results are written atomically as they complete."""
+    doc_id = str(doc["id"])
+    path = out_dir / "summaries" / f"{_safe_name(doc_id)}.json"
+    key = _summary_key(str(doc["sha256"]), runner.backend, load_template("summary").hash)
+    saved = None if force else load_summary(path, key)
+    if saved is not None:
+        return saved, None
+    summary, usage = summarize_document(doc_id, store=store, runner=runner)
+    write_atomic(path, json.dumps({"key": key, "summary": summary.model_dump(mode="json")}, ensure_ascii=False, indent=2))
+    write_atomic(path.with_suffix(".md"), summary_markdown(summary))
+    return summary, usage
+
+
 def run_batch(paths: Sequence[Path], *, out_dir: Path, store: SQLiteIndex, runner: Runner, concurrency: int = 4,
               force: bool = False, title: str | None = None, template: str = "briefing", since: str | None = None,
               source_glob: str | None = None, on_progress: Callable[[BatchProgress], None] | None = None) -> BatchResult:
@@ -225,32 +252,19 @@ def run_batch(paths: Sequence[Path], *, out_dir: Path, store: SQLiteIndex, runne
         docs = [d for d in docs if d["date"] and str(d["date"]) >= since]
     if source_glob:
         docs = [d for d in docs if fnmatch(str(d["source"]), source_glob)]
-    summary_hash = load_template("summary").hash
     progress = BatchProgress(total=len(docs))
     lock = threading.Lock()
     summaries: dict[str, StrategySummary] = {}
 
     def one(doc: dict) -> None:
-        doc_id = str(doc["id"])
-        path = out_dir / "summaries" / f"{_safe_name(doc_id)}.json"
-        key = _summary_key(str(doc["sha256"]), runner.backend, summary_hash)
-        if not force and path.exists():
-            try:
-                saved = json.loads(path.read_text(encoding="utf-8"))
-                if saved.get("key") == key:
-                    with lock:
-                        summaries[doc_id] = StrategySummary.model_validate(saved["summary"])
-                        progress.skipped += 1
-                    return
-            except (ValueError, KeyError):
-                pass  # unreadable state: redo the document
-        summary, usage = summarize_document(doc_id, store=store, runner=runner)
-        write_atomic(path, json.dumps({"key": key, "summary": summary.model_dump(mode="json")}, ensure_ascii=False, indent=2))
-        write_atomic(path.with_suffix(".md"), summary_markdown(summary))
+        summary, usage = summarize_cached(doc, out_dir=out_dir, store=store, runner=runner, force=force)
         with lock:
-            summaries[doc_id] = summary
-            progress.done += 1
-            progress.usage = progress.usage.add(usage)
+            summaries[str(doc["id"])] = summary
+            if usage is None:
+                progress.skipped += 1
+            else:
+                progress.done += 1
+                progress.usage = progress.usage.add(usage)
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         futures = {pool.submit(one, d): d for d in docs}
@@ -258,10 +272,11 @@ def run_batch(paths: Sequence[Path], *, out_dir: Path, store: SQLiteIndex, runne
             doc = futures[future]
             try:
                 future.result()
-            except RagError as err:
+            except Exception as err:  # noqa: BLE001 - one document's failure, whatever it is, must not stop the batch
+                reason = str(err) if isinstance(err, RagError) else f"unexpected {type(err).__name__}: {err}"
                 with lock:
                     progress.failed += 1
-                    failures.append(Failure(doc_id=str(doc["id"]), source=str(doc["source"]), reason=str(err)))
+                    failures.append(Failure(doc_id=str(doc["id"]), source=str(doc["source"]), reason=reason))
             if on_progress:
                 on_progress(progress)
 

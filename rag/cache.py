@@ -167,7 +167,7 @@ class CachedBackend(Backend):
         hit = _restore(value, request) if value is not None else None
         if hit is None and self.mode == "replay":
             raise BackendError("no cached response for this call (replay mode)",
-                               hint="record it first with --cache read-write", key=key)
+                               hint="record it first with RAG_CACHE=read-write", key=key)
         return hit
 
     def _store(self, key: str, result: Generation) -> None:

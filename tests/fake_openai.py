@@ -265,6 +265,7 @@ def chunk_events(body: dict[str, Any], step: Reply, n: int) -> Iterator[dict[str
 
 def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True  # otherwise every response waits ~40 ms for a delayed ACK
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet

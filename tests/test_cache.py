@@ -157,7 +157,7 @@ def test_replay_miss_fails_clearly(fake_openai: FakeOpenAI, settings: Settings):
     replay = cached(settings, "replay")
     with pytest.raises(BackendError) as info:
         replay.generate(request())
-    assert str(info.value) == "no cached response for this call (replay mode) (record it first with --cache read-write)"
+    assert str(info.value) == "no cached response for this call (replay mode) (record it first with RAG_CACHE=read-write)"
     assert len(fake_openai.requests) == 0
     replay.close()
 

@@ -39,6 +39,11 @@ _FORMAT_MARKERS = ("response_format", "json_schema", "json_object", "schema")
 _MAX_REPAIR_ERRORS = 10
 
 
+@lru_cache(maxsize=32)
+def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
 # ---------------------------------------------------------------- prices
 @lru_cache(maxsize=8)
 def load_prices(path: str) -> dict[str, tuple[float, float]]:
@@ -342,7 +347,7 @@ class OpenAIBackend(Backend):
                                   "temperature": self.settings.llm.temperature, "max_tokens": self._max_tokens(request)}
         if request.schema is not None and mode == "json_schema":
             params["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": request.schema.__name__, "schema": request.schema.model_json_schema(), "strict": False}}
+                "name": request.schema.__name__, "schema": _json_schema(request.schema), "strict": False}}
         elif request.schema is not None and mode == "json_object":
             params["response_format"] = {"type": "json_object"}
         return params

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..briefing import Runner, _safe_name, _summary_key, build_briefing, summarize_document, write_atomic
+from ..briefing import Runner, build_briefing, summarize_cached, write_atomic
 from ..errors import RagError
-from ..prompts import load_template
-from ..render import briefing_markdown, summary_markdown
+from ..render import briefing_markdown
 from ..types import Briefing, Failure, StrategySummary, Usage
 from .metrics import Metrics
 from .state import StorePool
@@ -200,7 +199,6 @@ class BriefingJobs:
             listed = {str(d["id"]): d for d in store.list_documents()}
         docs = [listed[d] for d in doc_ids if d in listed]
         failures = [Failure(doc_id=d, source=d, reason="no longer in the index") for d in doc_ids if d not in listed]
-        summary_hash = load_template("summary").hash
         lock = threading.Lock()
         summaries: dict[str, StrategySummary] = {}
         progress: dict[str, Any] = {"total": len(doc_ids), "done": 0, "skipped": 0, "failed": len(failures),
@@ -211,28 +209,21 @@ class BriefingJobs:
         def one(doc: dict[str, Any]) -> None:
             nonlocal usage
             doc_id = str(doc["id"])
-            path = out_dir / "summaries" / f"{_safe_name(doc_id)}.json"
-            key = _summary_key(str(doc["sha256"]), self.runner.backend, summary_hash)
-            saved = _load_summary(path, key)
-            if saved is not None:
+            try:
+                with self.pool.use() as store:
+                    summary, used = summarize_cached(doc, out_dir=out_dir, store=store, runner=self.runner)
+            except RagError as err:
                 with lock:
-                    summaries[doc_id] = saved
-                    progress["skipped"] += 1
+                    failures.append(Failure(doc_id=doc_id, source=str(doc["source"]), reason=str(err)))
+                    progress["failed"] += 1
             else:
-                try:
-                    with self.pool.use() as store:
-                        summary, used = summarize_document(doc_id, store=store, runner=self.runner)
-                except RagError as err:
-                    with lock:
-                        failures.append(Failure(doc_id=doc_id, source=str(doc["source"]), reason=str(err)))
-                        progress["failed"] += 1
-                else:
-                    write_atomic(path, json.dumps({"key": key, "summary": summary.model_dump(mode="json")},
-                                                  ensure_ascii=False, indent=2))
-                    write_atomic(path.with_suffix(".md"), summary_markdown(summary))
+                if used is not None:
                     self.metrics.observe_usage(used)
-                    with lock:
-                        summaries[doc_id] = summary
+                with lock:
+                    summaries[doc_id] = summary
+                    if used is None:
+                        progress["skipped"] += 1
+                    else:
                         progress["done"] += 1
                         usage = usage.add(used)
                         progress["usage"] = usage.model_dump()
@@ -255,17 +246,6 @@ class BriefingJobs:
         write_atomic(out_dir / "briefing.md", briefing_markdown(briefing))
         self.store.update(job.id, status="succeeded", progress=progress, result=briefing.model_dump_json())
         self.metrics.observe_job("succeeded")
-
-
-def _load_summary(path: Path, key: str) -> StrategySummary | None:
-    """A finished summary from an earlier (interrupted) run, if it is for the same content, prompt and model."""
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved.get("key") == key:
-            return StrategySummary.model_validate(saved["summary"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # missing or unreadable: redo the document
-    return None
 
 
 def job_view(job: Job, *, with_result: bool = True) -> dict[str, Any]:
