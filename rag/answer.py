@@ -6,6 +6,7 @@ verify are dropped, an answer left with none becomes a refusal, and unsupported 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from functools import lru_cache
 from .backends.base import Backend, Generation, GenerationRequest
 from .config import Settings
 from .context import ContextChunk, pack_context
+from .errors import RagError
 from .grounding import CANNOT_ANSWER, unsupported_specifics, verify_citations
 from .index import IndexStore
 from .prompts import RenderedPrompt, render_prompt
@@ -117,6 +119,13 @@ def ask_stream(question: str, *, store: IndexStore, backend: Backend, settings: 
 
 
 # ------------------------------------------------------------------ chat
+def _standalone_line(text: str) -> str:
+    """The rewritten question from a model's reply: the first line that reads like a question."""
+    lines = [re.sub(r"^(standalone question|rewritten question|question)\s*:\s*", "", ln.strip().strip('"'), flags=re.I).strip()
+             for ln in text.strip().splitlines() if ln.strip()]
+    lines = [ln for ln in lines if ln and not ln.lower().startswith(("conversation", "follow-up", "user:", "assistant:"))]
+    return next((ln for ln in lines if ln.endswith("?")), lines[0] if lines else "")
+
 @dataclass
 class Conversation:
     """Turns of a chat; follow-ups are condensed into standalone questions before retrieval."""
@@ -129,10 +138,12 @@ class Conversation:
             return question, Usage()
         history = self.turns[-6:]
         prompt = render_prompt("condense", history=history, question=question)
-        gen = backend.generate(GenerationRequest(task="condense", prompt=prompt, inputs={"history": history, "question": question},
-                                                 max_tokens=200))
-        text = str(gen.output).strip().splitlines()[0].strip() if str(gen.output).strip() else question
-        return text, gen.usage
+        try:
+            gen = backend.generate(GenerationRequest(task="condense", prompt=prompt, max_tokens=200,
+                                                     inputs={"history": history, "question": question}))
+        except RagError:
+            return question, Usage()  # a failed rewrite must not lose an answerable question
+        return _standalone_line(str(gen.output)) or question, gen.usage
 
     def record(self, question: str, answer: Answer) -> None:
         self.turns.append({"role": "user", "content": answer.standalone_question or question})

@@ -158,7 +158,7 @@ def summarize_document(doc_id: str, *, store: SQLiteIndex, runner: Runner) -> tu
         gen = runner.generate(GenerationRequest(task="summary", prompt=prompt, schema=StrategySummary, max_tokens=runner.max_tokens,
                                                 inputs={"doc_id": doc.id, "title": doc.title, "context": context}))
         assert isinstance(gen.output, StrategySummary)
-        draft = gen.output.model_copy(update={"doc_id": doc.id, "title": gen.output.title or doc.title})
+        draft = gen.output.model_copy(update={"doc_id": doc.id, "title": doc.title})  # never a model's retelling
         parts.append(verify_summary(draft, context))
         usage = usage.add(gen.usage)
     summary = merge_summaries(parts) if parts else StrategySummary(doc_id=doc.id, title=doc.title)

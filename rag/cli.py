@@ -219,13 +219,17 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 print(CHAT_HELP)
             continue
         try:
+            streamed = ""
             for item in chat_turn(conversation, question, **options):
                 if isinstance(item, Answer):
                     if item.standalone_question:
                         print(f"\n(understood as: {item.standalone_question})")
-                    body = render_answer(item)
-                    print("\n" + body.split("\n", 1)[1].lstrip("\n") if "\n" in body else "")
+                    if item.answer.split() != streamed.split():
+                        # Verification changed what was streamed (e.g. an ungrounded answer became a refusal).
+                        print(f"\n\nVerified answer: {item.answer}")
+                    print(render_answer(item)[len(item.answer):].rstrip() or "")
                 else:
+                    streamed += item
                     print(item, end="", flush=True)
             save()
         except KeyboardInterrupt:

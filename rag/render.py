@@ -79,7 +79,7 @@ def answer_text(answer: Answer) -> str:
         lines.append("")
         lines += [f"! {flag}" for flag in answer.flags]
     if answer.dropped_citations:
-        lines.append(f"! {answer.dropped_citations} citation(s) dropped: their quotes are not in the sources")
+        lines.append(f"! {answer.dropped_citations} citation(s) dropped: quote not found in the cited source, or source not retrieved")
     if answer.citations:
         lines += ["", "Sources:"]
         for i, c in enumerate(answer.citations, 1):

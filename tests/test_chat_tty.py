@@ -18,8 +18,11 @@ from conftest import ROOT
 class Terminal:
     def __init__(self, env: dict[str, str]) -> None:
         self.master, slave = pty.openpty()
+        # A shell that starts us in the background ignores SIGINT, and children inherit that: restore it,
+        # as a terminal would have it.
         self.proc = subprocess.Popen([sys.executable, "-m", "rag", "chat"], stdin=slave, stdout=slave, stderr=slave,
-                                     cwd=ROOT, env=env, close_fds=True, start_new_session=True)
+                                     cwd=ROOT, env=env, close_fds=True, start_new_session=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         os.close(slave)
         self.buffer = ""
 
@@ -68,7 +71,10 @@ def test_chat_session_on_a_terminal(terminal):
     terminal.send("/sources\r")
     sources = terminal.read_until("\n> ")
     assert "[1] seeds/" in sources
-    terminal.proc.send_signal(signal.SIGINT)  # Ctrl-C at the prompt does not end the session
+    # Ctrl-C at the prompt does not end the session. Python's readline notices a signal only while it
+    # waits in select(); give it a moment to get there after drawing the prompt, as a person would.
+    time.sleep(0.5)
+    terminal.proc.send_signal(signal.SIGINT)
     terminal.read_until("\n> ")
     assert terminal.proc.poll() is None
     terminal.send("/reset\r")

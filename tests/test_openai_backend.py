@@ -73,7 +73,10 @@ def test_valid_structured_json(fake_openai: FakeOpenAI, backend: OpenAIBackend):
     assert sent.body["response_format"]["type"] == "json_schema"
     assert sent.body["response_format"]["json_schema"]["name"] == "AnswerDraft"
     assert sent.body["response_format"]["json_schema"]["strict"] is False
-    assert sent.body["response_format"]["json_schema"]["schema"] == AnswerDraft.model_json_schema()
+    schema = sent.body["response_format"]["json_schema"]["schema"]
+    # The model is asked for what it must write: citations without the spans we verify and fill in.
+    assert list(schema["$defs"]["Citation"]["properties"]) == ["source", "chunk_id", "quote"]
+    assert schema["properties"] == AnswerDraft.model_json_schema()["properties"]
     assert sent.messages == answer_request().prompt.messages
     usage = result.usage
     assert (usage.prompt_tokens, usage.completion_tokens, usage.calls, usage.cached) == (1000, 200, 1, False)

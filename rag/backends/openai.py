@@ -39,9 +39,24 @@ _FORMAT_MARKERS = ("response_format", "json_schema", "json_object", "schema")
 _MAX_REPAIR_ERRORS = 10
 
 
+_VERIFIED_ONLY = {"quote": ("start", "end"),  # Citation: the span is ours to find
+                  "players": ("prompt", "backend", "model", "dropped_items"),  # StrategySummary provenance
+                  "executive_summary": ("prompt", "backend", "model", "usage", "failures")}  # Briefing provenance
+
+
 @lru_cache(maxsize=32)
 def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return model.model_json_schema()
+    """The schema sent to the model, without the fields we fill in after verification (spans, provenance)."""
+    schema = model.model_json_schema()
+    for definition in [schema, *schema.get("$defs", {}).values()]:
+        props = definition.get("properties", {})
+        for marker, names in _VERIFIED_ONLY.items():
+            if marker in props:
+                for name in names:
+                    props.pop(name, None)
+                if "required" in definition:
+                    definition["required"] = [r for r in definition["required"] if r not in names]
+    return schema
 
 
 # ---------------------------------------------------------------- prices
@@ -262,13 +277,17 @@ class _Reply:
     usage: Usage
 
 
-def _rejects_format(exc: BaseException | None, mode: Mode) -> bool:
+def _rejects_format(exc: BaseException | None, mode: Mode) -> tuple[bool, bool]:
+    """(try the next format, remember that for later calls). A 400 that names the format is remembered;
+    an unexplained 400 in json_schema mode is retried once in JSON mode for this call only."""
     if not isinstance(exc, openai.APIStatusError) or exc.status_code not in (400, 422):
-        return False
+        return False, False
     if is_context_length_error(exc):
-        return False
+        return False, False
     said = f"{exc.param or ''} {exc.code or ''} {server_message(exc)}".lower()
-    return any(m in said for m in _FORMAT_MARKERS) or (mode == "json_schema" and exc.status_code == 400)
+    if any(m in said for m in _FORMAT_MARKERS):
+        return True, True
+    return mode == "json_schema" and exc.status_code == 400, False
 
 
 def _rejects_stream_options(exc: BaseException | None) -> bool:
@@ -354,8 +373,8 @@ class OpenAIBackend(Backend):
 
     def _open(self, request: GenerationRequest, messages: list[dict[str, str]], *, stream: bool) -> Any:
         """Send one call (with retries), stepping down the response_format ladder if the server rejects it."""
+        mode: Mode = self.mode if request.schema is not None else "text"
         while True:
-            mode: Mode = self.mode if request.schema is not None else "text"
             params = self._params(request, messages, mode)
             if stream:
                 params["stream"] = True
@@ -372,10 +391,11 @@ class OpenAIBackend(Backend):
                 if stream and self._stream_usage and _rejects_stream_options(err.__cause__):
                     self._stream_usage = False
                     continue
-                if mode != "text" and _rejects_format(err.__cause__, mode):
-                    step_down = MODES[MODES.index(mode) + 1]
-                    if MODES.index(self.mode) < MODES.index(step_down):
-                        self.mode = step_down
+                step, remember = _rejects_format(err.__cause__, mode) if mode != "text" else (False, False)
+                if step:
+                    mode = MODES[MODES.index(mode) + 1]
+                    if remember and MODES.index(self.mode) < MODES.index(mode):
+                        self.mode = mode
                     continue
                 raise
 

@@ -25,7 +25,7 @@ RETRY_STATUSES = frozenset({408, 409, 429})
 INITIAL_DELAY = 0.5
 MAX_DELAY = 8.0
 _CONTEXT_MARKERS = ("context_length", "context length", "maximum context", "context window", "too many tokens",
-                    "prompt is too long", "reduce the length")
+                    "prompt is too long", "reduce the length", "context size", "exceed_context")  # last two: llama.cpp
 
 
 def should_retry(exc: BaseException) -> bool:
@@ -80,7 +80,8 @@ def random_jitter() -> float:
 def is_context_length_error(exc: BaseException) -> bool:
     if not isinstance(exc, openai.APIStatusError) or exc.status_code != 400:
         return False
-    text = f"{exc.code or ''} {server_message(exc)}".lower()
+    kind = exc.body.get("type") if isinstance(exc.body, Mapping) else None
+    text = f"{exc.code or ''} {kind or ''} {server_message(exc)}".lower()
     return any(marker in text for marker in _CONTEXT_MARKERS)
 
 
