@@ -37,6 +37,7 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(2_000_000, ge=1024, description="Largest accepted request body.")
     max_question_chars: int = Field(2000, ge=10, description="Longest accepted question.")
     rate_limit_per_minute: int = Field(120, ge=1, description="Requests per minute per API key (or client address).")
+    request_timeout: float = Field(180.0, gt=0, le=600, description="Seconds before a request is abandoned with 503.")
 
 
 class Settings(BaseSettings):

@@ -99,15 +99,13 @@ class Services:
 
     @classmethod
     def open(cls, settings: Settings) -> "Services":
-        llm = settings.llm
         return cls(
             settings=settings,
             pool=StorePool(settings.index),
             backend=get_backend(settings),
             auth=Auth(parse_keys(settings.api_keys)),
             limiter=RateLimiter(settings.server.rate_limit_per_minute),
-            # Two model calls (condense + answer), each with its own timeout and retry budget.
-            request_timeout=min(600.0, 2 * llm.timeout + llm.max_retry_seconds),
+            request_timeout=settings.server.request_timeout,
         )
 
     def close(self) -> None:
