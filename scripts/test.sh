@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the project with its test extra into .venv, run the tests, then the offline eval suite.
+# Install the project with its test extra into .venv, run the offline eval suite, then the tests.
 # This is the README's test command; .ci/run calls exactly this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,16 +15,17 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
 fi
 
 set +e
-.venv/bin/python -m pytest "$@"
-tests=$?
-# pytest exits 5 when it collected no tests: that is not a failure of the code.
-if [ "$tests" -eq 5 ]; then echo "no tests collected"; tests=0; fi
-
 # The offline eval suite, with its thresholds: a regression fails the run.
 mkdir -p out
 .venv/bin/rag eval --backend offline --junit out/eval-junit.xml --markdown out/eval-report.md
 evals=$?
+
+# The tests last, so their summary line closes the output.
+.venv/bin/python -m pytest "$@"
+tests=$?
 set -e
+# pytest exits 5 when it collected no tests: that is not a failure of the code.
+if [ "$tests" -eq 5 ]; then echo "no tests collected"; tests=0; fi
 if [ "$tests" -ne 0 ] || [ "$evals" -ne 0 ]; then
   echo "FAILED: tests exit $tests, eval exit $evals"
   exit 1
