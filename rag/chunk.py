@@ -47,7 +47,8 @@ def regions(text: str, boilerplate: list[Span]) -> Iterator[tuple[int, int]]:
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:
-    m = _WORD_BEFORE.search(text, 0, dot + 1)
+    # Look back a bounded window: searching from the paragraph start made long paragraphs quadratic.
+    m = _WORD_BEFORE.search(text, max(0, dot - 64), dot + 1)
     if not m:
         return False
     word = m.group(1).lower().rstrip(".")
