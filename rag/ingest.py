@@ -138,11 +138,14 @@ def html_to_text(html: str) -> tuple[str, str, str | None]:
     return text, parser.title.strip(), parser.date
 
 
+_NOT_CONTROLS = bytes(b for b in range(256) if not (b < 32 and b not in (9, 10, 12, 13)))
+
+
 def _looks_binary(raw: bytes) -> bool:
     head = raw[:8192]
     if b"\x00" in head:
         return True
-    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    controls = len(head.translate(None, _NOT_CONTROLS))  # C speed: delete everything but control bytes
     return bool(head) and controls / len(head) > 0.05
 
 
