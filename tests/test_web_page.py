@@ -14,9 +14,7 @@ import os
 import re
 import select
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +24,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from conftest import ROOT, SEED_FILE, SEEDS, run_cli
+from conftest import SEED_FILE, SEEDS, run_cli
+from servers import serve_process, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 pytestmark = [pytest.mark.slow,
@@ -38,32 +37,17 @@ QUOTE = "Kroger on Monday (Feb. 9) hired a former Walmart U.S. CEO"
 
 @contextmanager
 def serve(index: Path, **env: str) -> Iterator[str]:
-    """`rag serve --port 0 --json` in a subprocess; yields its URL."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
-    full_env |= {"RAG_INDEX": str(index), "PYTHONUNBUFFERED": "1"} | env
-    proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", "0", "--json", "--log-level", "warning"],
-                            cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        assert line, f"rag serve printed nothing: {proc.stderr.read() if proc.stderr else ''}"
-        url = json.loads(line)["url"]
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "rag serve never became ready"
-            time.sleep(0.05)
+    """`rag serve` in a subprocess, ready to answer; yields its URL."""
+    with serve_process(index, env=env) as (_, url):
+        wait_until(lambda: _ready(url), what="rag serve to be ready")
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 class Browser:
