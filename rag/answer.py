@@ -16,7 +16,7 @@ from .backends.base import Backend, Generation, GenerationRequest
 from .config import Settings
 from .context import ContextChunk, pack_context
 from .errors import RagError
-from .grounding import CANNOT_ANSWER, unsupported_specifics, verify_citations
+from .grounding import CANNOT_ANSWER, MODEL_REFUSED, supported_reason, unsupported_sentences, unsupported_specifics, verify_citations
 from .index import IndexStore
 from .prompts import RenderedPrompt, render_prompt
 from .retrieve import retrieve
@@ -55,22 +55,44 @@ def prepare(question: str, *, store: IndexStore, settings: Settings, k: int | No
 
 
 def finalize(prepared: Prepared, draft: AnswerDraft, *, backend: Backend, usage: Usage) -> Answer:
-    """Verify a draft against the context it was generated from."""
+    """Verify a draft against the context it was generated from.
+
+    A model's words are checked like its quotes: refusal text is replaced by our own (its reason kept
+    only when it is about the question and the sources), and sentences that share too few key terms
+    with the verified quotes are removed; an answer with nothing left is refused as ungrounded."""
     verified, dropped = verify_citations(draft.citations, prepared.context)
     refused, reason, text, flags = draft.refused, draft.refusal_reason, draft.answer, []
+    checked = not backend.trusted_text
     if refused:
         verified = []
-        reason = reason or "the sources do not hold the answer"
-        if not text.strip():
-            text = f"{CANNOT_ANSWER}: {reason}."
+        texts = [ctx.chunk.text for ctx in prepared.context]
+        if checked and reason and reason.startswith(MODEL_REFUSED):
+            # The endpoint's own refusal: say so; its words are shown only if they are about the question.
+            detail = reason[len(MODEL_REFUSED):].lstrip(": ")
+            reason = f"{MODEL_REFUSED}: {detail}" if detail and supported_reason(detail, prepared.question, texts) else MODEL_REFUSED
+        elif checked and not (reason and supported_reason(reason, prepared.question, texts)):
+            reason = "the sources do not hold the answer"
+        reason = " ".join((reason or "the sources do not hold the answer").split()).rstrip(".")
+        text = f"{CANNOT_ANSWER}: {reason}." if checked or not text.strip() else text
     elif not verified:
         refused, reason = True, "no citation in the answer could be verified against the sources"
         text = f"{CANNOT_ANSWER}: {reason}."
         flags.append("ungrounded")
     else:
-        cited = {c.chunk_id for c in verified}
-        texts = [ctx.chunk.text for ctx in prepared.context if ctx.chunk.id in cited]
-        flags = [f"unsupported: {item}" for item in unsupported_specifics(text, texts)]
+        if checked:
+            unsupported = unsupported_sentences(text, [c.quote for c in verified])
+            for sentence in unsupported:
+                text = text.replace(sentence, " ")
+                flags.append(f"unsupported claim removed: {sentence[:80]}")
+            text = " ".join(text.split())
+        if not text.strip():
+            refused, reason = True, "the answer's claims are not what its citations say"
+            text, verified = f"{CANNOT_ANSWER}: {reason}.", []
+            flags.append("ungrounded")
+        else:
+            cited = {c.chunk_id for c in verified}
+            texts = [ctx.chunk.text for ctx in prepared.context if ctx.chunk.id in cited]
+            flags += [f"unsupported: {item}" for item in unsupported_specifics(text, texts)]
     return Answer(
         question=prepared.question, answer=text, refused=refused, refusal_reason=reason, citations=verified,
         confidence=0.0 if refused else draft.confidence, flags=flags, dropped_citations=len(dropped),

@@ -25,57 +25,84 @@ from .chunk import Chunker
 from .config import Settings
 from .context import ContextChunk, context_from_chunks
 from .errors import IngestError, RagError
-from .grounding import verify_citations
+from .grounding import unsupported_sentences, verify_citations
 from .index import SQLiteIndex, index_paths
 from .ingest import source_prefix
 from .prompts import load_template, render_prompt
 from .ratelimit import RateLimiter
 from .render import briefing_markdown, summary_markdown
+from .normalize import normalize
 from .tokens import get_encoding
 from .types import Briefing, BriefingSection, CitedItem, Failure, PlayerMoves, StrategySummary, Usage
 
 
 # ------------------------------------------------------------------ verification
-def _verify_items(items: Sequence[CitedItem], context: Sequence[ContextChunk]) -> tuple[list[CitedItem], int]:
+UNVERIFIED = " (unverified)"  # marks a model-written name or heading that the sources do not contain
+
+
+def _verify_items(items: Sequence[CitedItem], context: Sequence[ContextChunk], *, checked: bool = True) -> tuple[list[CitedItem], int]:
+    """Items whose citations verify. A model's wording must also say what its quotes say: an item whose
+    text shares too few key terms with them is shown in the sources' own words instead."""
     kept, dropped = [], 0
     for item in items:
         verified, _ = verify_citations(item.citations, context)
-        if verified:
-            kept.append(CitedItem(text=item.text, citations=verified))
-        else:
+        if not verified:
             dropped += 1
+            continue
+        text = item.text
+        if checked and (not text.strip() or unsupported_sentences(text, [c.quote for c in verified])):
+            text = " ... ".join(" ".join(c.quote.split()) for c in verified)
+        kept.append(CitedItem(text=text, citations=verified))
     return kept, dropped
 
 
-def verify_summary(summary: StrategySummary, context: Sequence[ContextChunk]) -> StrategySummary:
-    """Keep only items whose citations verify; players left with nothing are dropped."""
+def _label(name: str, source_text: str, *, checked: bool) -> str:
+    """``name`` as is when every word of it occurs as a whole word in ``source_text``; else marked unverified
+    (so a model can neither invent a player nor pass off its own heading as the sources')."""
+    clean = " ".join(name.split())
+    if not checked or clean.endswith(UNVERIFIED):
+        return clean
+    words = re.findall(r"[^\W_]+", normalize(clean))
+    known = set(re.findall(r"[^\W_]+", normalize(source_text)))
+    return clean if words and all(w in known for w in words) else clean + UNVERIFIED
+
+
+def verify_summary(summary: StrategySummary, context: Sequence[ContextChunk], *, checked: bool = True) -> StrategySummary:
+    """Keep only items whose citations verify; players left with nothing are dropped; names the sources do not
+    contain are marked unverified."""
     dropped = 0
     players = []
+    source_text = " ".join(c.chunk.text for c in context)
     for p in summary.players:
-        model, d1 = _verify_items([p.model] if p.model else [], context)
-        moves, d2 = _verify_items(p.moves, context)
+        model, d1 = _verify_items([p.model] if p.model else [], context, checked=checked)
+        moves, d2 = _verify_items(p.moves, context, checked=checked)
         dropped += d1 + d2
         if model or moves:
-            players.append(PlayerMoves(name=p.name, model=model[0] if model else None, moves=moves))
-    themes, d3 = _verify_items(summary.themes, context)
-    implications, d4 = _verify_items(summary.implications, context)
+            players.append(PlayerMoves(name=_label(p.name, source_text, checked=checked), model=model[0] if model else None,
+                                       moves=moves))
+    themes, d3 = _verify_items(summary.themes, context, checked=checked)
+    implications, d4 = _verify_items(summary.implications, context, checked=checked)
     return summary.model_copy(update={"players": players, "themes": themes, "implications": implications,
                                       "dropped_items": summary.dropped_items + dropped + d3 + d4})
 
 
-def verify_briefing(briefing: Briefing, context: Sequence[ContextChunk]) -> Briefing:
-    executive, _ = _verify_items(briefing.executive_summary, context)
+def verify_briefing(briefing: Briefing, context: Sequence[ContextChunk], *, checked: bool = True) -> Briefing:
+    executive, _ = _verify_items(briefing.executive_summary, context, checked=checked)
     sections = []
     for s in briefing.sections:
-        points, _ = _verify_items(s.points, context)
+        points, _ = _verify_items(s.points, context, checked=checked)
         if points:
-            sections.append(BriefingSection(heading=s.heading, points=points))
+            quoted = " ".join(c.quote for p in points for c in p.citations)
+            sections.append(BriefingSection(heading=_label(s.heading, quoted, checked=checked), points=points))
     sources = []
     for s in briefing.sources:
-        kept, _ = _verify_items([s.summary], context)
+        kept, _ = _verify_items([s.summary], context, checked=checked)
         if kept:
             sources.append(s.model_copy(update={"summary": kept[0]}))
-    return briefing.model_copy(update={"executive_summary": executive, "sections": sections, "sources": sources})
+    # Open questions are the model's own words with no citation: shown, but marked as such.
+    questions = [q if not checked or q.endswith(UNVERIFIED) else q.rstrip() + UNVERIFIED for q in briefing.open_questions]
+    return briefing.model_copy(update={"executive_summary": executive, "sections": sections, "sources": sources,
+                                       "open_questions": questions})
 
 
 def merge_summaries(parts: Sequence[StrategySummary]) -> StrategySummary:
@@ -159,7 +186,7 @@ def summarize_document(doc_id: str, *, store: SQLiteIndex, runner: Runner) -> tu
                                                 inputs={"doc_id": doc.id, "title": doc.title, "context": context}))
         assert isinstance(gen.output, StrategySummary)
         draft = gen.output.model_copy(update={"doc_id": doc.id, "title": doc.title})  # never a model's retelling
-        parts.append(verify_summary(draft, context))
+        parts.append(verify_summary(draft, context, checked=not runner.backend.trusted_text))
         usage = usage.add(gen.usage)
     summary = merge_summaries(parts) if parts else StrategySummary(doc_id=doc.id, title=doc.title)
     return summary.model_copy(update={"prompt": ref, "backend": runner.backend.name, "model": runner.backend.model}), usage
@@ -192,7 +219,8 @@ class BatchProgress:
     done: int = 0
     skipped: int = 0
     failed: int = 0
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = field(default_factory=Usage)  # spent by this run
+    total_usage: Usage = field(default_factory=Usage)  # of every summary in the briefing, resumed ones included
 
 
 @dataclass
@@ -211,31 +239,61 @@ def _summary_key(sha256: str, backend: Backend, prompt_hash: str) -> str:
     return f"{sha256}:{prompt_hash}:{backend.name}:{backend.model}"
 
 
-def load_summary(path: Path, key: str) -> StrategySummary | None:
-    """A finished summary from an earlier (interrupted) run, if it is for the same content, prompt and model."""
+@dataclass
+class SummaryResult:
+    """One document's summary; ``usage`` is what producing it cost (also when it was reused from disk)."""
+
+    summary: StrategySummary
+    usage: Usage
+    resumed: bool
+
+
+def load_summary(path: Path, key: str) -> tuple[StrategySummary, Usage] | None:
+    """A finished summary (and what it cost) from an earlier, interrupted run, if it is for the same content,
+    prompt and model."""
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
         if saved.get("key") == key:
-            return StrategySummary.model_validate(saved["summary"])
-    except (OSError, ValueError, KeyError, TypeError):
+            return StrategySummary.model_validate(saved["summary"]), Usage.model_validate(saved.get("usage") or {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # missing or unreadable: redo the document
     return None
 
 
-def summarize_cached(doc: dict, *, out_dir: Path, store: SQLiteIndex, runner: Runner,
-                     force: bool = False) -> tuple[StrategySummary, Usage | None]:
-    """Summarize one listed document, or reuse ``out_dir/summaries/<doc>.json`` (usage None) when it is
-    for the same content, summary prompt and model. Results are written atomically as they complete."""
+def clean_stale_temporaries(directory: Path) -> int:
+    """Remove ``.<name>.*.tmp`` files that an interrupted ``write_atomic`` left behind; returns how many."""
+    removed = 0
+    if directory.is_dir():
+        for tmp in directory.glob(".*.tmp"):
+            try:
+                tmp.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def summarize_cached(doc: dict, *, out_dir: Path, store: SQLiteIndex, runner: Runner, force: bool = False) -> SummaryResult:
+    """Summarize one listed document, or reuse ``out_dir/summaries/<doc>.json`` when it is for the same
+    content, summary prompt and model.
+
+    The Markdown is written before the JSON: the JSON is the mark of a finished document, so a crash
+    between the two writes leaves the document to be redone, never a JSON without its Markdown (and a
+    Markdown that is missing anyway is written again from the JSON)."""
     doc_id = str(doc["id"])
     path = out_dir / "summaries" / f"{_safe_name(doc_id)}.json"
     key = _summary_key(str(doc["sha256"]), runner.backend, load_template("summary").hash)
     saved = None if force else load_summary(path, key)
     if saved is not None:
-        return saved, None
+        summary, usage = saved
+        if not path.with_suffix(".md").exists():
+            write_atomic(path.with_suffix(".md"), summary_markdown(summary))
+        return SummaryResult(summary, usage, resumed=True)
     summary, usage = summarize_document(doc_id, store=store, runner=runner)
-    write_atomic(path, json.dumps({"key": key, "summary": summary.model_dump(mode="json")}, ensure_ascii=False, indent=2))
     write_atomic(path.with_suffix(".md"), summary_markdown(summary))
-    return summary, usage
+    write_atomic(path, json.dumps({"key": key, "summary": summary.model_dump(mode="json"), "usage": usage.model_dump(mode="json")},
+                                  ensure_ascii=False, indent=2))
+    return SummaryResult(summary, usage, resumed=False)
 
 
 def run_batch(paths: Sequence[Path], *, out_dir: Path, store: SQLiteIndex, runner: Runner, concurrency: int = 4,
@@ -255,16 +313,19 @@ def run_batch(paths: Sequence[Path], *, out_dir: Path, store: SQLiteIndex, runne
     progress = BatchProgress(total=len(docs))
     lock = threading.Lock()
     summaries: dict[str, StrategySummary] = {}
+    clean_stale_temporaries(out_dir / "summaries")
+    clean_stale_temporaries(out_dir)
 
     def one(doc: dict) -> None:
-        summary, usage = summarize_cached(doc, out_dir=out_dir, store=store, runner=runner, force=force)
+        result = summarize_cached(doc, out_dir=out_dir, store=store, runner=runner, force=force)
         with lock:
-            summaries[str(doc["id"])] = summary
-            if usage is None:
+            summaries[str(doc["id"])] = result.summary
+            progress.total_usage = progress.total_usage.add(result.usage)
+            if result.resumed:
                 progress.skipped += 1
             else:
                 progress.done += 1
-                progress.usage = progress.usage.add(usage)
+                progress.usage = progress.usage.add(result.usage)
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         futures = {pool.submit(one, d): d for d in docs}
@@ -282,7 +343,8 @@ def run_batch(paths: Sequence[Path], *, out_dir: Path, store: SQLiteIndex, runne
 
     ordered = [summaries[str(d["id"])] for d in docs if str(d["id"]) in summaries]
     briefing = build_briefing(ordered, docs, store=store, runner=runner, title=title, template=template, failures=failures)
-    briefing.usage = progress.usage.add(briefing.usage)
+    progress.usage = progress.usage.add(briefing.usage)
+    briefing.usage = progress.total_usage.add(briefing.usage)  # the whole briefing's cost, resumed documents included
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "briefing.json", briefing.model_dump_json(indent=2))
     write_atomic(out_dir / "briefing.md", briefing_markdown(briefing))
@@ -306,7 +368,7 @@ def build_briefing(summaries: list[StrategySummary], docs: list[dict], *, store:
         gen = runner.generate(GenerationRequest(task="briefing", prompt=prompt, schema=Briefing, max_tokens=runner.max_tokens,
                                                 inputs={"title": title, "summaries": summaries, "documents": meta}))
         assert isinstance(gen.output, Briefing)
-        briefing, usage = verify_briefing(gen.output, context), gen.usage
+        briefing, usage = verify_briefing(gen.output, context, checked=not runner.backend.trusted_text), gen.usage
     except RagError as err:
         failures.append(Failure(doc_id="(briefing)", source="(briefing)", reason=f"synthesis failed, assembled from summaries: {err}"))
         briefing = assemble(title, summaries, meta)

@@ -125,6 +125,7 @@ class CachedBackend(Backend):
         self.settings = backend.settings
         self.name = backend.name
         self.model = backend.model
+        self.trusted_text = backend.trusted_text
         self.cache = cache
         self.mode: CacheMode = mode  # type: ignore[assignment]
 

@@ -16,22 +16,70 @@ from typing import Any
 from pydantic import BaseModel
 
 from .errors import RagError
-from .render import answer_text as render_answer
+from .normalize import clean_input
+from .render import answer_text as render_answer, terminal_safe
 
 EPILOG = "Settings come from RAG_* environment variables (see README); options override them."
+MAX_K = 1000
+
+
+def _count(text: str) -> int:
+    """``-k``: a whole number of results, 1 to MAX_K."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not 1 <= value <= MAX_K:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_K}, not {text}")
+    return value
+
+
+def _date(text: str) -> str:
+    """``--since``/``--until``: a real calendar date (YYYY, YYYY-MM or YYYY-MM-DD)."""
+    import datetime as dt
+
+    for fmt, width in (("%Y-%m-%d", 10), ("%Y-%m", 7), ("%Y", 4)):
+        if len(text) == width:
+            try:
+                dt.datetime.strptime(text, fmt)
+                return text
+            except ValueError:
+                break
+    raise argparse.ArgumentTypeError(f"not a valid date: {text!r} (use YYYY-MM-DD)")
+
+
+class _SafeStdout:
+    """stdout for people: control characters and escape sequences from documents never reach the terminal."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(terminal_safe(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line, like every other error (a query starting with '-' needs '--' first)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"rag: error: {terminal_safe(message)} (see {self.prog} --help)\n")
+
+
+_C1 = {c: f"\\u{c:04x}" for c in range(0x80, 0xA0)}
+
+
+def _json_text(obj: Any, *, indent: int | None = 2) -> str:
+    """JSON that is also safe on a terminal: json escapes C0 controls; C1 controls (U+0080-U+009F) are escaped too."""
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json")
+    return json.dumps(obj, ensure_ascii=False, indent=indent, default=str).translate(_C1)
 
 
 def _print_json(obj: Any) -> None:
-    if isinstance(obj, BaseModel):
-        obj = obj.model_dump(mode="json")
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.write(_json_text(obj) + "\n")
 
 
 def _settings(args: argparse.Namespace, **extra: Any):
@@ -76,9 +124,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         _print_json(summary)
     else:
         for w in report.warnings:
-            print(f"warning: {w.source}: {w.message}", file=sys.stderr)
+            print(terminal_safe(f"warning: {w.source}: {w.message}"), file=sys.stderr)
         for s in report.skipped:
-            print(f"skipped: {s.source}: {s.reason}", file=sys.stderr)
+            print(terminal_safe(f"skipped: {s.source}: {s.reason}"), file=sys.stderr)
         print(
             f"Indexed {report.indexed} new, {report.replaced} changed, {report.unchanged} unchanged, "
             f"{report.pruned} pruned, {len(report.skipped)} skipped; {report.chunks} chunks written to {settings.index}"
@@ -91,8 +139,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .retrieve import retrieve
 
     settings = _settings(args)
-    hits = retrieve(SQLiteIndex(settings.index), args.query, k=settings.k if args.k is None else args.k, source_glob=args.source,
-                    date_from=args.since, date_to=args.until)
+    hits = retrieve(SQLiteIndex(settings.index, readonly=True), clean_input(args.query),
+                    k=settings.k if args.k is None else args.k, source_glob=args.source, date_from=args.since, date_to=args.until)
     if args.json:
         _print_json([h.model_dump(mode="json") for h in hits])
         return 0
@@ -108,7 +156,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from .index import SQLiteIndex
 
     settings = _settings(args)
-    stats = SQLiteIndex(settings.index).stats()
+    stats = SQLiteIndex(settings.index, readonly=True).stats()
     stats |= {"encoding": settings.encoding, "chunk_max_tokens": settings.chunk.max_tokens, "chunk_overlap": settings.chunk.overlap}
     if args.json:
         _print_json(stats)
@@ -120,15 +168,16 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ ask / chat
-def _generation(args: argparse.Namespace, *, create_index: bool = False):
-    """Settings, index and backend for commands that generate."""
+def _generation(args: argparse.Namespace, *, create_index: bool = False, readonly: bool = True):
+    """Settings, index and backend for commands that generate (read-only unless they must write)."""
     from .backends import get_backend
     from .index import SQLiteIndex
 
     llm = {"max_output_tokens": args.max_tokens} if getattr(args, "max_tokens", None) else None
     settings = _settings(args, backend=args.backend, model=args.model, llm=llm,
                          cache="off" if getattr(args, "no_cache", False) else None)
-    return settings, SQLiteIndex(settings.index, create=create_index), get_backend(settings)
+    store = SQLiteIndex(settings.index, create=create_index, readonly=readonly and not create_index)
+    return settings, store, get_backend(settings)
 
 
 def _strict_failed(answer: Any) -> bool:
@@ -139,7 +188,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from .answer import ask
 
     settings, store, backend = _generation(args)
-    answer = ask(args.question, store=store, backend=backend, settings=settings, k=args.k, source_glob=args.source,
+    answer = ask(clean_input(args.question), store=store, backend=backend, settings=settings, k=args.k, source_glob=args.source,
                  max_tokens=args.max_tokens)
     if args.json:
         _print_json(answer)
@@ -157,7 +206,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from .sessions import SQLiteSessions
     from .types import Answer
 
-    settings, store, backend = _generation(args)
+    settings, store, backend = _generation(args, readonly=not args.session)
     sessions = SQLiteSessions(store)
     conversation = Conversation(turns=sessions.load(args.session) if args.session else [])
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -171,18 +220,18 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if not interactive:
         status = 0
         for line in sys.stdin:
-            question = line.strip()
+            question = clean_input(line).strip()
             if not question:
                 continue
             try:
                 answer = [i for i in chat_turn(conversation, question, **options) if isinstance(i, Answer)][-1]
             except RagError as err:
-                print(json.dumps({"question": question, "error": str(err)}) if args.json else f"error: {err}", flush=True)
+                print(_json_text({"question": question, "error": str(err)}, indent=None) if args.json else f"error: {err}", flush=True)
                 status = 1
                 continue
             save()
             if args.json:
-                print(answer.model_dump_json(), flush=True)
+                print(_json_text(answer, indent=None), flush=True)
             else:
                 cites = " ".join(f"[{i}] {c.source}: \"{' '.join(c.quote.split())}\"" for i, c in enumerate(answer.citations, 1))
                 print(" ".join(answer.answer.split()) + (f"  {cites}" if cites else ""), flush=True)
@@ -195,7 +244,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     print(f"rag chat ({backend.name}: {backend.model}). {CHAT_HELP}")
     while True:
         try:
-            question = input("\n> ").strip()
+            question = clean_input(input("\n> ")).strip()
         except EOFError:
             print()
             return 0
@@ -267,9 +316,12 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 def cmd_brief(args: argparse.Namespace) -> int:
     from .briefing import BatchProgress, Runner, run_batch
 
+    paths = [Path(p) for p in (args.paths or ["seeds"])]
+    for path in paths:  # before creating an index file, so a typo leaves nothing behind
+        if not path.exists():
+            raise RagError(f"no such file or directory: {path}")
     settings, store, backend = _generation(args, create_index=True)
     runner = Runner(settings=settings, backend=backend, max_tokens=args.max_tokens)
-    paths = [Path(p) for p in (args.paths or ["seeds"])]
     with _progress(None, "briefing", "doc") as bar:
         def on_progress(p: BatchProgress) -> None:
             bar.total = p.total
@@ -286,22 +338,47 @@ def cmd_brief(args: argparse.Namespace) -> int:
         "out": str(result.out_dir), "briefing_md": str(result.out_dir / "briefing.md"),
         "briefing_json": str(result.out_dir / "briefing.json"), "documents": p.total, "summarized": p.done,
         "resumed": p.skipped, "failed": len(b.failures),
-        "failures": [f.model_dump() for f in b.failures], "usage": b.usage.model_dump(),
+        "failures": [f.model_dump() for f in b.failures], "usage": b.usage.model_dump(), "usage_this_run": p.usage.model_dump(),
     }
     if args.json:
         _print_json(summary)
     else:
         for f in b.failures:
-            print(f"failed: {f.source}: {f.reason}", file=sys.stderr)
+            print(terminal_safe(f"failed: {f.source}: {f.reason}"), file=sys.stderr)
         print(f"Briefing written to {summary['briefing_md']} ({p.done} summarized, {p.skipped} already done, "
               f"{len(b.failures)} failed).")
     return 1 if result.failed else 0
 
 
-# ------------------------------------------------------------------ schema / config
+# ------------------------------------------------------------------ migrate / schema / config
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .index import SCHEMA_VERSION, SQLiteIndex
+
+    settings = _settings(args)
+    if not Path(settings.index).exists():
+        raise RagError(f"no index at {settings.index}", hint="create it with `rag index PATHS`")
+    before = SQLiteIndex.peek_version(settings.index)
+    SQLiteIndex(settings.index, create=True).close()
+    result = {"index": str(settings.index), "schema_version_before": before, "schema_version": SCHEMA_VERSION}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{settings.index}: schema version {before} -> {SCHEMA_VERSION}" if before != SCHEMA_VERSION
+              else f"{settings.index}: already at schema version {SCHEMA_VERSION}")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from .types import SCHEMAS
 
+    if args.name is None:
+        if args.json:
+            _print_json(sorted(SCHEMAS))
+        else:
+            print("Schemas (rag schema NAME prints one as JSON Schema):")
+            for name in SCHEMAS:
+                print(f"  {name}")
+        return 0
     if args.name not in SCHEMAS:
         raise RagError(f"unknown schema {args.name!r}", hint=f"choose one of: {', '.join(SCHEMAS)}")
     _print_json(SCHEMAS[args.name].model_json_schema())
@@ -339,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rag", description="Grounded Q&A, strategy summaries and briefings over your documents.", epilog=EPILOG,
     )
     parser.add_argument("--index", type=Path, help="index file (default .rag/index.db, or RAG_INDEX)")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"rag {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -356,15 +436,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("search", cmd_search, "ranked chunks for a query (BM25)")
     p.add_argument("query")
-    p.add_argument("-k", type=int, help="number of hits (default 6)")
+    p.add_argument("-k", type=_count, help="number of hits (default 6)")
     p.add_argument("--source", help="only sources matching this glob, e.g. 'seeds/*'")
-    p.add_argument("--since", help="only documents dated on/after YYYY-MM-DD")
-    p.add_argument("--until", help="only documents dated on/before YYYY-MM-DD")
+    p.add_argument("--since", type=_date, help="only documents dated on/after YYYY-MM-DD")
+    p.add_argument("--until", type=_date, help="only documents dated on/before YYYY-MM-DD")
 
     add("stats", cmd_stats, "index statistics and settings")
 
     def generation_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-k", type=int, help="chunks to retrieve (default 6, or RAG_K)")
+        p.add_argument("-k", type=_count, help="chunks to retrieve (default 6, or RAG_K)")
         p.add_argument("--source", help="only sources matching this glob")
         p.add_argument("--backend", help="offline or openai (default: openai when OPENAI_API_KEY is set)")
         p.add_argument("--model", help="model name for the openai backend (or RAG_MODEL)")
@@ -402,11 +482,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="redo documents already summarized")
     p.add_argument("--title", help="briefing title")
     p.add_argument("--template", default="briefing", help="briefing prompt in prompts/ (default: briefing)")
-    p.add_argument("--since", help="only documents dated on/after YYYY-MM-DD")
+    p.add_argument("--since", type=_date, help="only documents dated on/after YYYY-MM-DD")
     generation_options(p)
 
-    p = add("schema", cmd_schema, "print the JSON Schema of an output type (Answer, StrategySummary, Briefing, ...)")
-    p.add_argument("name", nargs="?", default="Answer")
+    add("migrate", cmd_migrate, "upgrade an existing index to this version's schema (the only other command that writes it is `rag index`)")
+
+    p = add("schema", cmd_schema, "print the JSON Schema of an output type (Answer, StrategySummary, Briefing, ...); no name lists them")
+    p.add_argument("name", nargs="?", default=None)
     add("config", cmd_config, "show the effective settings, their environment variables and descriptions")
 
     from .evaluate.options import configure as configure_eval
@@ -420,10 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "json", False):
+        sys.stdout = _SafeStdout(sys.stdout)  # type: ignore[assignment]
     try:
         return args.fn(args)
     except RagError as err:
-        print(f"rag: error: {err}", file=sys.stderr)
+        print(f"rag: error: {terminal_safe(str(err))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("rag: interrupted (nothing was written)", file=sys.stderr)

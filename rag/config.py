@@ -37,7 +37,12 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(2_000_000, ge=1024, description="Largest accepted request body.")
     max_question_chars: int = Field(2000, ge=10, description="Longest accepted question.")
     rate_limit_per_minute: int = Field(120, ge=1, description="Requests per minute per API key (or client address).")
+    auth_failures_per_minute: int = Field(10, ge=1, description="Failed authentications per minute per client address before 429.")
     request_timeout: float = Field(180.0, gt=0, le=600, description="Seconds before a request is abandoned with 503.")
+    allowed_hosts: str = Field("", description="Comma-separated Host names (with :port or without) the server answers besides "
+                                               "its own address and localhost; '*' for any (behind a proxy that checks it).")
+    allowed_origins: str = Field("", description="Comma-separated origins (scheme://host:port) allowed to change state "
+                                                 "besides the server's own page.")
 
 
 class Settings(BaseSettings):
@@ -59,7 +64,8 @@ class Settings(BaseSettings):
     cache_path: Path | None = Field(None, description="Response cache file; default: beside the index.")
     k: int = Field(6, ge=1, le=100, description="Chunks retrieved per question.")
     prices: Path | None = Field(None, description="Price table (TOML, USD per 1M tokens); default: the bundled rag/prices.toml.")
-    api_keys: str = Field("", description="Comma-separated bearer tokens accepted by `rag serve`.")
+    api_keys: SecretStr = Field(SecretStr(""), description="Comma-separated bearer tokens accepted by `rag serve`, each "
+                                "`[name=]token[:role]` with role read, write (the default) or admin.")
     chunk: ChunkSettings = Field(default_factory=ChunkSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)

@@ -21,9 +21,8 @@ class ContextChunk(BaseModel):
     title: str = ""
 
     def prompt_vars(self) -> dict[str, str]:
-        # Sources are data: a closing tag inside a document must not end the data block.
-        text = self.chunk.text.replace("</source", "<\\/source").replace("</summary", "<\\/summary")
-        return {"id": self.id, "source": self.source, "title": self.title.replace('"', "'"), "text": text}
+        # Escaping is the template engine's job (rag.prompts.neutralize / attr), for every value alike.
+        return {"id": self.id, "source": self.source, "title": self.title, "text": self.chunk.text}
 
 
 def pack_context(hits: Sequence[Hit], *, budget: int, count: Callable[[str], int], overhead: int = 12) -> list[ContextChunk]:

@@ -12,10 +12,12 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .context import ContextChunk
+from .language import figure_supported, figures
 from .normalize import normalize, normalize_with_map
 from .types import Citation
 
 CANNOT_ANSWER = "The sources don't say"
+MODEL_REFUSED = "the model refused to answer"  # how an endpoint's own refusal (its `refusal` field) is reported
 MIN_QUOTE_CHARS = 12
 _ELLIPSIS = re.compile(r"\s*(?:\.\s?\.\s?\.|\u2026|\[\.\.\.\])\s*")
 _WRAPPING = "\"'\u201c\u201d\u2018\u2019 "
@@ -72,16 +74,15 @@ def verify_citations(citations: Iterable[Citation], context: Sequence[ContextChu
     return verified, dropped
 
 
-_NUMBER = re.compile(r"(?<![\w.])[$€£]?\d[\d,.]*(?:\s?(?:%|percent|million|billion|trillion|bn|m|k))?", re.I)
-_NAME = re.compile(r"\b[A-Z][\w'’&-]*(?:\s+(?:[A-Z][\w'’&-]*|of|de|van|von))*")
+_NAME = re.compile(r"\b[A-Z][\w'’&-]*(?:\s+(?:[A-Z][\w'’&-]*|of|de|van|von)\b)*")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+|\n)$")
 _COMMON_CAPS = {"I", "The", "A", "An", "In", "On", "And", "But", "Or", "It", "This", "That", "These", "Those",
                 "They", "We", "He", "She", "Its", "Their", "As", "At", "By", "For", "From", "If", "So", "To", "With"}
 
 
 def specifics(text: str) -> list[str]:
-    """Numbers, dates and proper names in ``text`` (cheap surface patterns)."""
-    found = [m.group(0).rstrip(".,") for m in _NUMBER.finditer(text)]
+    """Figures (as written) and proper names in ``text``."""
+    found = [f.text for f in figures(text, words=False)]
     for m in _NAME.finditer(text):
         words = [w for w in m.group(0).split() if w not in _COMMON_CAPS]
         # A lone capitalized word opening a sentence is usually just a capitalized word.
@@ -93,12 +94,62 @@ def specifics(text: str) -> list[str]:
 
 
 def unsupported_specifics(answer: str, cited_texts: Iterable[str]) -> list[str]:
-    """Specifics of the answer that appear in none of the cited text."""
-    haystack = normalize(" ".join(cited_texts))
-    missing = []
-    for item in specifics(answer):
-        needle = re.sub(r"'s$", "", normalize(item)).strip()
-        parts = [p for p in needle.split() if p]
-        if parts and not all(p in haystack for p in parts):
-            missing.append(item)
-    return missing
+    """Figures and names of the answer that none of the cited text states.
+
+    Figures match as whole values with their scale and kind ("25 million" is not supported by
+    "125 million", nor "4 stores" by "40 new stores"); names match word by word, whole words only."""
+    cited = " ".join(cited_texts)
+    haystack = normalize(cited)
+    words = set(re.findall(r"\w+", haystack))
+    missing = [f.text for f in figures(answer, words=False) if not figure_supported(f, cited)]
+    for m in _NAME.finditer(answer):
+        name_words = [w for w in m.group(0).split() if w not in _COMMON_CAPS]
+        if not name_words or (len(m.group(0).split()) == 1 and _SENTENCE_START.search(answer[:m.start()])):
+            continue
+        parts = re.findall(r"\w+", re.sub(r"['’]s\b", "", normalize(" ".join(name_words))))
+        if parts and not all(p in words for p in parts):
+            missing.append(" ".join(name_words))
+    return list(dict.fromkeys(missing))
+
+
+# ------------------------------------------------------------------ is the text what the quotes say?
+_CLAIM_STOP = frozenset("""a an the and or but if then so as of in on at by for from to with without into onto over under
+about than that this these those it its it's they their them there here is are was were be been being has have had
+do does did will would can could should may might must not no yes also just only very more most less least such
+which who whom whose what when where why how all any some each both either neither other another own same i we you
+he she his her our your my me us him""".split())
+
+
+_SCALE_WORDS = frozenset({"thousand", "million", "billion", "trillion", "percent", "bn", "mn"})
+
+
+def _claim_words(text: str) -> set[str]:
+    """Content words, as 6-character prefixes. Figures are left out: ``unsupported_specifics`` checks them as values."""
+    return {w[:6] for w in re.findall(r"[^\W_]+", normalize(text))
+            if w not in _CLAIM_STOP and w not in _SCALE_WORDS and len(w) > 2 and not any(c.isdigit() for c in w)}
+
+
+def unsupported_sentences(answer: str, quotes: Sequence[str], *, min_share: float = 0.5) -> list[str]:
+    """Sentences of ``answer`` that share too few key terms with every cited quote taken together.
+
+    A model answer must say what its citations say: "PWNED", or an unrelated claim pinned to a real
+    quote, shares nothing with it. Key terms are content words (a 6-character prefix, so "expands"
+    and "expanded" agree); a sentence passes when at least ``min_share`` of them occur in the quotes."""
+    support = set().union(*(_claim_words(q) for q in quotes)) if quotes else set()
+    out = []
+    for sentence in re.split(r"(?<=[.!?])\s+|\n+", answer):
+        terms = _claim_words(sentence)
+        if not terms:
+            continue
+        if len(terms & support) < min_share * len(terms):
+            out.append(sentence.strip())
+    return out
+
+
+def supported_reason(reason: str, question: str, texts: Sequence[str]) -> bool:
+    """A model's refusal reason may be shown only if it talks about the question and the sources."""
+    if not reason or len(reason) > 240 or "\n" in reason.strip():
+        return False
+    terms = _claim_words(reason)
+    known = _claim_words(question) | set().union(*(_claim_words(t) for t in texts)) if texts else _claim_words(question)
+    return not terms or len(terms & known) >= 0.6 * len(terms)

@@ -9,12 +9,14 @@ search) can implement ``IndexStore`` without touching retrieval or generation.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 from .chunk import Chunker
 from .errors import IndexStoreError
@@ -27,7 +29,7 @@ class IndexStore(Protocol):
     """What retrieval and indexing need from a store."""
 
     def document_keys(self) -> dict[str, str]: ...
-    def put_document(self, doc: Document, chunks: list[Chunk], key: str) -> None: ...
+    def put_document(self, doc: Document, chunks: list[Chunk], key: str, *, owner: str | None = None) -> None: ...
     def delete_document(self, doc_id: str) -> bool: ...
     def transaction(self) -> AbstractContextManager[None]: ...
     def search(self, terms: list[str], *, k: int, source_glob: str | None = None,
@@ -83,8 +85,13 @@ def _m2_sessions_jobs(db: sqlite3.Connection) -> None:
     )
 
 
+def _m3_owners(db: sqlite3.Connection) -> None:
+    """Who added a document or started a job over HTTP (NULL: the command line, read-only over HTTP)."""
+    _run_script(db, "ALTER TABLE documents ADD COLUMN owner TEXT; ALTER TABLE jobs ADD COLUMN owner TEXT")
+
+
 # chunks_fts is contentless: chunk text is derived from documents.text by span, so it is stored once.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_base, _m2_sessions_jobs]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_base, _m2_sessions_jobs, _m3_owners]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _CHUNK_COLS = "c.id, c.doc_id, c.ordinal, c.start, c.\"end\", c.n_tokens, substr(d.text, c.start + 1, c.\"end\" - c.start)"
@@ -99,34 +106,160 @@ def fts_expression(terms: list[str]) -> str:
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
-class SQLiteIndex:
-    """``IndexStore`` on one SQLite file (WAL mode, so readers never see a half-written run)."""
+def _read_only_fs(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
-    def __init__(self, path: Path | str, *, create: bool = False, busy_timeout: float = 30.0) -> None:
+
+def store_error(err: sqlite3.Error, path: Path, action: str) -> IndexStoreError:
+    """One line that says what is wrong with the index file (never advice to delete a valid index)."""
+    name = getattr(err, "sqlite_errorname", "") or ""
+    where = f"the index {path}"
+    if name.startswith("SQLITE_FULL") or "disk is full" in str(err):
+        return IndexStoreError(f"disk full while writing {where}; nothing was changed", hint="free some space and run it again")
+    if name.startswith("SQLITE_READONLY") or "readonly database" in str(err):
+        why = "on a read-only filesystem" if _read_only_fs(path.parent) else "read-only (file or directory permissions)"
+        return IndexStoreError(f"{where} is {why}; this command needs to write it", hint="use a writable --index")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return IndexStoreError(f"{where} is busy: another rag process is writing", hint="try again in a moment")
+    if name.startswith("SQLITE_CANTOPEN"):
+        if _read_only_fs(path.parent):
+            why = "it is on a read-only filesystem"
+        elif not os.access(path.parent, os.W_OK):
+            why = f"its directory {path.parent} is not writable (SQLite needs to create {path.name}-shm beside it)"
+        elif path.exists() and not os.access(path, os.R_OK):
+            why = "permission denied"
+        else:
+            why = "the file cannot be opened"
+        return IndexStoreError(f"cannot {action} {where}: {why}")
+    if name.startswith("SQLITE_NOTADB"):
+        return IndexStoreError(f"{path} is not a rag index (not an SQLite database); left unchanged",
+                               hint="pass the index file that `rag index` wrote, or create one with `rag index PATHS`")
+    if name.startswith("SQLITE_CORRUPT"):
+        return IndexStoreError(f"{where} is damaged ({err})", hint="rebuild it with `rag index` into a new --index file")
+    if name.startswith("SQLITE_IOERR"):
+        return IndexStoreError(f"I/O error on {where} ({err})", hint="check the disk")
+    if name.startswith("SQLITE_PERM") or name.startswith("SQLITE_AUTH"):
+        return IndexStoreError(f"permission denied on {where}")
+    return IndexStoreError(f"cannot {action} {where}: {err}")
+
+
+class SQLiteIndex:
+    """``IndexStore`` on one SQLite file (WAL mode, so readers never see a half-written run).
+
+    Three ways to open it: ``create=True`` (``rag index`` only) creates the file and applies
+    migrations; ``readonly=True`` (search, ask, stats, ...) opens it read-only and never changes the
+    file; the default opens an existing index for writing (sessions, uploads, jobs). The last two
+    refuse a file that is not a rag index, and one whose schema needs migrating, leaving it untouched.
+    """
+
+    def __init__(self, path: Path | str, *, create: bool = False, readonly: bool = False, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
+        self.readonly = readonly and not create
         if not create and not self.path.exists():
-            raise IndexStoreError(f"no index at {self.path}", hint="run `rag index` first, or pass --index")
+            raise IndexStoreError(f"no index at {self.path}", hint="create it with `rag index PATHS`, or pass --index")
+        if self.path.is_dir():
+            raise IndexStoreError(f"{self.path} is a directory, not an index file", hint="pass a file path to --index")
+        if not create and not self.path.is_file():
+            raise IndexStoreError(f"{self.path} is not an index file (it is a device or a pipe)")
         if create:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 raise IndexStoreError(f"cannot create index directory {self.path.parent}: {err.strerror}") from err
         try:
-            self.db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+            self.db = self._connect(busy_timeout, create=create)
             self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
-        except sqlite3.DatabaseError as err:
-            raise IndexStoreError(f"cannot open index {self.path}: {err}", hint="is it a rag index? delete it and run `rag index`") from err
+            if create:
+                self._refuse_foreign()
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute("PRAGMA synchronous = NORMAL")
+                self._migrate()
+            else:
+                self._check_version()
+        except sqlite3.Error as err:
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            raise store_error(err, self.path, "open") from err
+        except IndexStoreError:
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            raise
+
+    def _connect(self, busy_timeout: float, *, create: bool) -> sqlite3.Connection:
+        if create:
+            return sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        uri = "file:" + quote(str(self.path.resolve())) + ("?mode=ro" if self.readonly else "?mode=rw")
+        try:
+            db = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError as err:
+            # A WAL index on a read-only filesystem cannot get its -shm file: nobody can write there either,
+            # so reading it as immutable is safe (and the only way to read it at all).
+            if self.readonly and getattr(err, "sqlite_errorname", "") == "SQLITE_CANTOPEN" and _read_only_fs(self.path.parent):
+                db = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=busy_timeout, isolation_level=None,
+                                     check_same_thread=False)
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return db
+            raise
+
+    @staticmethod
+    def peek_version(path: Path | str) -> int:
+        """The schema version recorded in an index file, read without changing it (0 if none)."""
+        uri = "file:" + quote(str(Path(path).resolve())) + "?mode=ro"
+        try:
+            db = sqlite3.connect(uri, uri=True)
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            finally:
+                db.close()
+            return int(row[0]) if row else 0
+        except (sqlite3.Error, ValueError, TypeError):
+            return 0
 
     # -------------------------------------------------------------- schema
+    def _has_meta(self) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is not None
+
     def _version(self) -> int:
-        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        if not self._has_meta():
+            return 0
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else 0
+        if not row:
+            return 0
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise IndexStoreError(f"the index {self.path} records an invalid schema version {row[0]!r}",
+                                  hint="the file is damaged; rebuild it with `rag index` into a new --index file") from None
+
+    def _check_version(self) -> None:
+        """For an existing index opened without ``create``: it must be a rag index at our schema version."""
+        if not self._has_meta() or self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() is None:
+            raise IndexStoreError(f"{self.path} is not a rag index (an SQLite database without rag's tables); left unchanged",
+                                  hint="pass the index file that `rag index` wrote, or create one with `rag index PATHS`")
+        version = self._version()
+        if version > SCHEMA_VERSION:
+            raise IndexStoreError(
+                f"index {self.path} has schema version {version}, newer than this rag ({SCHEMA_VERSION})",
+                hint="upgrade rag, or rebuild the index",
+            )
+        if version < SCHEMA_VERSION:
+            raise IndexStoreError(f"index {self.path} has schema version {version}, older than this rag ({SCHEMA_VERSION})",
+                                  hint="upgrade it with `rag migrate` (or `rag index`)")
+
+    def _refuse_foreign(self) -> None:
+        """Never add our tables to someone else's database (or switch it to WAL)."""
+        if self._version() == 0 and self.db.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name != 'meta'").fetchone()[0]:
+            raise IndexStoreError(f"{self.path} is not a rag index (an SQLite database with other tables); left unchanged",
+                                  hint="choose a new --index file for rag")
 
     def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         version = self._version()
         if version > SCHEMA_VERSION:
             raise IndexStoreError(
@@ -143,17 +276,35 @@ class SQLiteIndex:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """One write transaction. Any failure rolls back (SQLite may already have done so, e.g. on a full
+        disk) and leaves as one IndexStoreError that says what went wrong."""
+        if self.readonly:
+            raise IndexStoreError(f"the index {self.path} was opened read-only; this command cannot change it")
         try:
             self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as err:
-            raise IndexStoreError(f"index {self.path} is busy: {err}", hint="another rag process is writing; try again") from err
+        except sqlite3.Error as err:
+            raise store_error(err, self.path, "write") from err
         try:
             yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
+        except BaseException as exc:
+            if self.db.in_transaction:
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the connection is unusable; SQLite discards the transaction when it closes
+            if isinstance(exc, sqlite3.Error):
+                raise store_error(exc, self.path, "write") from exc
             raise
         else:
-            self.db.execute("COMMIT")
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.Error as err:
+                if self.db.in_transaction:
+                    try:
+                        self.db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise store_error(err, self.path, "write") from err
 
     def close(self) -> None:
         self.db.close()
@@ -184,12 +335,13 @@ class SQLiteIndex:
         self._fts_delete(doc_id)
         return self.db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount > 0
 
-    def put_document(self, doc: Document, chunks: list[Chunk], key: str) -> None:
+    def put_document(self, doc: Document, chunks: list[Chunk], key: str, *, owner: str | None = None) -> None:
         self.delete_document(doc.id)
         self.db.execute(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents (id, source, title, date, url, sha256, key, text, boilerplate, n_tokens, indexed_at, owner) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (doc.id, doc.source, doc.title, doc.date, doc.url, doc.sha256, key, doc.text,
-             json.dumps([[s.start, s.end] for s in doc.boilerplate]), sum(c.n_tokens for c in chunks), time.time()),
+             json.dumps([[s.start, s.end] for s in doc.boilerplate]), sum(c.n_tokens for c in chunks), time.time(), owner),
         )
         for c in chunks:
             cur = self.db.execute(
@@ -253,15 +405,19 @@ class SQLiteIndex:
         ).fetchone()
         if not row:
             return None
-        spans = [Span(start=s, end=e) for s, e in json.loads(row[7])]
+        try:
+            spans = [Span(start=int(s), end=int(e)) for s, e in json.loads(row[7])]
+        except (ValueError, TypeError) as err:
+            raise IndexStoreError(f"the index {self.path} is damaged: document {doc_id!r} has an unreadable boilerplate record",
+                                  hint="re-index that document (`rag index` on its file) or rebuild the index") from err
         return Document(id=row[0], source=row[1], title=row[2], text=row[3], sha256=row[4], date=row[5], url=row[6], boilerplate=spans)
 
     def list_documents(self) -> list[dict[str, object]]:
         rows = self.db.execute(
             "SELECT d.id, d.source, d.title, d.date, d.url, d.sha256, d.n_tokens, "
-            "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.id) FROM documents d ORDER BY d.id"
+            "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.id), d.owner FROM documents d ORDER BY d.id"
         )
-        keys = ("id", "source", "title", "date", "url", "sha256", "tokens", "chunks")
+        keys = ("id", "source", "title", "date", "url", "sha256", "tokens", "chunks", "owner")
         return [dict(zip(keys, r)) for r in rows]
 
     def stats(self) -> dict[str, object]:
@@ -316,8 +472,8 @@ def index_paths(paths: Iterable[Path], store: SQLiteIndex, chunker: Chunker, *, 
     return report
 
 
-def index_documents(docs: Iterable[Document], store: SQLiteIndex, chunker: Chunker) -> int:
-    """Write already-ingested documents (e.g. HTTP uploads) in one transaction; returns chunks written."""
+def index_documents(docs: Iterable[Document], store: SQLiteIndex, chunker: Chunker, *, owner: str | None = None) -> int:
+    """Write already-ingested documents (e.g. HTTP uploads, owned by ``owner``) in one transaction; returns chunks written."""
     written = 0
     fingerprint = chunker.fingerprint
     with store.transaction():
@@ -326,7 +482,7 @@ def index_documents(docs: Iterable[Document], store: SQLiteIndex, chunker: Chunk
             key = f"{doc.sha256}:{fingerprint}"
             if known.get(doc.id) != key:
                 chunks = chunker.chunk(doc)
-                store.put_document(doc, chunks, key)
+                store.put_document(doc, chunks, key, owner=owner)
                 written += len(chunks)
     return written
 

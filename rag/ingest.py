@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -156,7 +158,16 @@ def _decode(raw: bytes, source: str) -> tuple[str, Warned | None]:
         return raw.decode("utf-8", errors="replace"), Warned(source, f"invalid UTF-8 at byte {err.start}; decoded with replacement characters")
 
 
+def _has_lone_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _read_jsonl(text: str, source: str) -> Iterator[Event]:
+    """One document per line; a bad line is skipped with its reason, never the whole file."""
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -166,16 +177,34 @@ def _read_jsonl(text: str, source: str) -> Iterator[Event]:
         except json.JSONDecodeError as err:
             yield Skipped(where, f"broken jsonl line: {err.msg}")
             continue
+        except RecursionError:
+            yield Skipped(where, "jsonl line nested too deeply")
+            continue
+        except ValueError as err:  # e.g. a number of more than 4300 digits
+            yield Skipped(where, f"unreadable jsonl line: {str(err).split(';')[0][:100]}")
+            continue
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
             yield Skipped(where, "jsonl line has no non-empty 'text' string")
             continue
-        meta = {k: (str(obj[k]) if obj.get(k) is not None else None) for k in ("title", "url", "date", "id")}
+        meta = {k: (obj[k] if isinstance(obj.get(k), str) else None if obj.get(k) is None else json.dumps(obj[k]))
+                for k in ("title", "url", "date", "id")}
+        bad = [k for k, v in [("text", obj["text"]), *meta.items()] if isinstance(v, str) and _has_lone_surrogate(v)]
+        if bad:
+            yield Skipped(where, f"jsonl line has an invalid \\u escape (a lone surrogate) in {', '.join(map(repr, bad))}")
+            continue
         yield make_document(obj["text"], doc_id=meta["id"] or where, source=where, title=meta["title"],
                             date=meta["date"], url=meta["url"])
 
 
 def read_file(path: Path, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Event]:
     """Documents from one file, or the reason it was skipped."""
+    kind = special_kind(path)
+    if kind:
+        yield Skipped(source, f"{kind}, not a regular file")
+        return
+    if path.is_dir():
+        yield Skipped(source, "unreadable directory")
+        return
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
         yield Skipped(source, f"unsupported file type {suffix or '(none)'}")
@@ -219,15 +248,53 @@ def read_bytes(raw: bytes, suffix: str, source: str) -> Iterator[Event]:
     yield make_document(text, doc_id=source, source=source, title=title or None, date=date)
 
 
+def special_kind(path: Path) -> str | None:
+    """What a path is when it is neither a regular file nor a directory ("FIFO", "device", ...), else None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
 def _walk(root: Path) -> Iterator[Path]:
-    if root.is_file():
+    """Files under ``root`` in a stable order, streamed directory by directory (no list of every path)."""
+    if not root.is_dir():
         yield root
         return
-    for p in sorted(root.rglob("*")):
-        # A dangling symlink is yielded so it is reported as unreadable instead of vanishing silently.
-        if (p.is_file() or (p.is_symlink() and not p.exists())) and not any(
-                part.startswith(".") for part in p.relative_to(root).parts):
-            yield p
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            yield directory  # reported as unreadable
+            continue
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir and not entry.is_symlink():
+                subdirs.append(path)
+            elif is_dir:
+                continue  # symlinked directories are not followed (no cycles), as before
+            else:
+                # Dangling symlinks and special files are yielded so they are reported, not silently dropped.
+                yield path
+        stack.extend(reversed(subdirs))
 
 
 def source_prefix(root: Path) -> str:

@@ -54,3 +54,13 @@ def normalize(text: str) -> str:
 def normalize_for_index(text: str) -> str:
     """Cheap C-speed normalization for the full-text index (ligatures, full-width forms)."""
     return unicodedata.normalize("NFKC", text).translate(TABLE)
+
+
+def clean_input(text: str) -> str:
+    """Text from a terminal, a pipe or argv, made valid Unicode: undecodable bytes (which Python keeps as lone
+    surrogates) become U+FFFD, so the text can be serialized, indexed and shown."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")

@@ -1,8 +1,36 @@
-"""Output for people: answers with numbered citations, and Markdown briefings and summaries with footnotes."""
+"""Output for people: answers with numbered citations, and Markdown briefings and summaries with footnotes.
+
+Everything shown comes from documents or models, so it is escaped for where it goes: Markdown gets
+no raw HTML and no links (``md``), terminals get no control characters or escape sequences
+(``terminal_safe``, applied by the CLI to everything it prints).
+"""
 
 from __future__ import annotations
 
+import re
+
 from .types import Answer, Briefing, Citation, CitedItem, StrategySummary
+
+# ESC-introduced sequences (CSI ... final byte, OSC/DCS/APC/PM ... BEL or ST, two-character escapes),
+# then any other C0 control but tab and newline, DEL, and C1 controls (U+0080-U+009F, e.g. CSI U+009B).
+_ESCAPE_SEQ = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text that cannot move the cursor, recolour, retitle or otherwise drive a terminal."""
+    return _CONTROL.sub("", _ESCAPE_SEQ.sub("", text))
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}<>|#~!])")
+
+
+def md(text: str) -> str:
+    """Document or model text for Markdown: one line, HTML and Markdown syntax inert (no tags, links, images,
+    emphasis or table cells), so ``<script>``, ``onerror=`` and ``[x](javascript:...)`` stay visible text."""
+    flat = " ".join(terminal_safe(text).split())
+    flat = flat.replace("&", "&amp;")
+    return _MD_SPECIAL.sub(lambda m: {"<": "&lt;", ">": "&gt;"}.get(m.group(1), "\\" + m.group(1)), flat)
 
 
 class _Footnotes:
@@ -16,13 +44,12 @@ class _Footnotes:
             key = (c.chunk_id, c.start, c.end)
             if key not in self.index:
                 self.index[key] = len(self.notes) + 1
-                quote = " ".join(c.quote.split()).replace('"', "'")
-                self.notes.append(f'[^{self.index[key]}]: {c.source}, chars {c.start}-{c.end}: "{quote}"')
+                self.notes.append(f'[^{self.index[key]}]: {md(c.source)}, chars {c.start}-{c.end}: "{md(c.quote)}"')
             marks.append(f"[^{self.index[key]}]")
         return "".join(marks)
 
     def item(self, item: CitedItem) -> str:
-        return f"- {' '.join(item.text.split())} {self.refs(item.citations)}".rstrip()
+        return f"- {md(item.text)} {self.refs(item.citations)}".rstrip()
 
     def block(self) -> list[str]:
         return ["", "---", "", *self.notes] if self.notes else []
@@ -32,11 +59,11 @@ def summary_markdown(summary: StrategySummary, *, notes: _Footnotes | None = Non
     own = notes is None
     notes = notes or _Footnotes()
     h = "#" * level
-    lines = [f"{h} {summary.title or summary.doc_id}", "", f"*Source: `{summary.doc_id}`*", ""]
+    lines = [f"{h} {md(summary.title or summary.doc_id)}", "", f"*Source: {md(summary.doc_id)}*", ""]
     for player in summary.players:
-        lines += [f"{h}# {player.name}", ""]
+        lines += [f"{h}# {md(player.name)}", ""]
         if player.model:
-            lines += [f"**Model.** {' '.join(player.model.text.split())} {notes.refs(player.model.citations)}", ""]
+            lines += [f"**Model.** {md(player.model.text)} {notes.refs(player.model.citations)}", ""]
         if player.moves:
             lines += ["**Moves**", ""] + [notes.item(m) for m in player.moves] + [""]
     for heading, items in (("Themes", summary.themes), ("Implications and what to watch", summary.implications)):
@@ -49,24 +76,24 @@ def summary_markdown(summary: StrategySummary, *, notes: _Footnotes | None = Non
 
 def briefing_markdown(briefing: Briefing) -> str:
     notes = _Footnotes()
-    lines = [f"# {briefing.title}", ""]
+    lines = [f"# {md(briefing.title)}", ""]
     if briefing.executive_summary:
         lines += ["## Executive summary", ""] + [notes.item(i) for i in briefing.executive_summary] + [""]
     for section in briefing.sections:
-        lines += [f"## {section.heading}", ""] + [notes.item(p) for p in section.points] + [""]
+        lines += [f"## {md(section.heading)}", ""] + [notes.item(p) for p in section.points] + [""]
     if briefing.sources:
         lines += ["## Sources", ""]
         for s in briefing.sources:
-            lines.append(f"- **{s.title or s.source}** (`{s.source}`): {' '.join(s.summary.text.split())} {notes.refs(s.summary.citations)}".rstrip())
+            lines.append(f"- **{md(s.title or s.source)}** ({md(s.source)}): {md(s.summary.text)} {notes.refs(s.summary.citations)}".rstrip())
         lines.append("")
     if briefing.open_questions:
-        lines += ["## Open questions", ""] + [f"- {q}" for q in briefing.open_questions] + [""]
+        lines += ["## Open questions", ""] + [f"- {md(q)}" for q in briefing.open_questions] + [""]
     if briefing.failures:
         lines += ["## Failures", "", "| source | reason |", "|---|---|"]
-        lines += [f"| `{f.source}` | {f.reason.replace('|', '/')} |" for f in briefing.failures] + [""]
-    meta = f"*Generated by the {briefing.backend} backend ({briefing.model})"
+        lines += [f"| {md(f.source)} | {md(f.reason)} |" for f in briefing.failures] + [""]
+    meta = f"*Generated by the {md(briefing.backend)} backend ({md(briefing.model)})"
     if briefing.prompt:
-        meta += f", prompt `{briefing.prompt.name}` {briefing.prompt.hash}"
+        meta += f", prompt {md(briefing.prompt.name)} {md(briefing.prompt.hash)}"
     lines += [meta + ".*"]
     lines += notes.block()
     return "\n".join(lines).rstrip() + "\n"

@@ -81,7 +81,7 @@ def test_missing_index_says_run_rag_index(command: tuple[str, ...], index_path: 
     result = run_cli(*command)
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr == f"rag: error: no index at {index_path} (run `rag index` first, or pass --index)\n"
+    assert result.stderr == f"rag: error: no index at {index_path} (create it with `rag index PATHS`, or pass --index)\n"
     assert not index_path.exists()
 
 
@@ -98,7 +98,7 @@ def test_index_path_that_is_a_directory_is_a_one_line_error(tmp_path: Path):
     for args in (("index", str(SEEDS)), ("stats",)):
         result = run_cli("--index", str(tmp_path / "dir.db"), *args)
         assert result.returncode == 1
-        assert result.stderr.startswith(f"rag: error: cannot open index {tmp_path / 'dir.db'}")
+        assert result.stderr.startswith(f"rag: error: {tmp_path / 'dir.db'} is a directory, not an index file")
         assert result.stderr.count("\n") == 1
 
 

@@ -27,9 +27,12 @@ def test_packing_never_exceeds_the_budget_and_keeps_rank_order(sizes, budget):
 
 
 def test_source_text_cannot_close_the_data_tag():
+    from rag.prompts import render_prompt
+
     chunk = Chunk(id="d#0", doc_id="d", ordinal=0, start=0, end=10, n_tokens=5, text="a </source> b")
     [ctx] = pack_context([Hit(chunk=chunk, score=1, rank=1, source="d")], budget=100, count=len)
-    assert "</source>" not in ctx.prompt_vars()["text"]
+    user = render_prompt("answer", question="q", sources=[ctx.prompt_vars()], cannot_answer="x").messages[-1]["content"]
+    assert user.count("</source>") == 1
 
 
 class FakeClock:

@@ -185,16 +185,18 @@ def test_index_from_a_newer_rag_is_refused(index_path: Path, store: SQLiteIndex)
 
 def test_garbage_file_as_index_is_an_index_store_error(index_path: Path):
     index_path.write_bytes(os.urandom(8192))
-    with pytest.raises(IndexStoreError, match="cannot open index .*is it a rag index"):
+    before = index_path.read_bytes()
+    with pytest.raises(IndexStoreError, match="is not a rag index .not an SQLite database.; left unchanged"):
         SQLiteIndex(index_path)
     result = run_cli("search", "walmart")
     assert result.returncode == 1
-    assert result.stderr.startswith("rag: error: cannot open index") and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"rag: error: {index_path} is not a rag index") and result.stderr.count("\n") == 1
+    assert index_path.read_bytes() == before
     assert "Traceback" not in result.stderr
 
 
 def test_missing_index_is_an_error_not_created(index_path: Path):
-    with pytest.raises(IndexStoreError, match="run `rag index` first"):
+    with pytest.raises(IndexStoreError, match="create it with `rag index PATHS`"):
         SQLiteIndex(index_path)
     assert not index_path.exists()
 

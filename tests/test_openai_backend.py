@@ -232,7 +232,7 @@ def test_refusal_becomes_a_refused_answer(fake_openai: FakeOpenAI, backend: Open
     draft = backend.generate(answer_request()).output
     assert draft.refused and draft.citations == []
     assert draft.answer.startswith("The sources don't say") and "(model refused)" in draft.answer
-    assert draft.refusal_reason == "model refused: I can't help with that."
+    assert draft.refusal_reason == "the model refused to answer: I can't help with that."
     assert len(fake_openai.requests) == 1
 
 

@@ -137,7 +137,7 @@ def test_query_that_looks_like_an_option(cli):
     # argparse reads a leading "-" as an option: the user sees one line and exit 2, never a traceback
     result = cli["option-like"]
     assert result.returncode == 2
-    assert result.stderr == ("rag search: error: the following arguments are required: query "
+    assert result.stderr == ("rag: error: the following arguments are required: query "
                              "(see rag search --help)\n")
     # with "--" it is an ordinary query
     result = cli["option-like after --"]
@@ -147,7 +147,10 @@ def test_query_that_looks_like_an_option(cli):
 
 def run_main(capsys, *args: str) -> subprocess.CompletedProcess[str]:
     """The CLI through its entry point, in-process (validation paths do not need a fresh interpreter)."""
-    code = main(list(args))
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:  # argparse's usage errors
+        code = int(exit_.code or 0)
     out, err = capsys.readouterr()
     return subprocess.CompletedProcess(args, code, out, err)
 
@@ -155,19 +158,19 @@ def run_main(capsys, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("k", ["-1", "-5"])
 def test_negative_k_is_a_usage_error(shared_env, capsys, k: str):
     result = run_main(capsys, "--index", shared_env["RAG_INDEX"], "search", "walmart", f"-k={k}")
-    check_one_line_error(result, f"rag: error: k must be at least 1, not {k}")
+    check_one_line_error(result, f"rag: error: argument -k: must be between 1 and 1000, not {k} (see rag search --help)")
 
 
 @pytest.mark.parametrize("flag, value", [("--since", "yesterday"), ("--until", "02/09/2025"), ("--since", "2025-1-1")])
 def test_bad_dates_are_usage_errors_not_silent_empty_results(shared_env, capsys, flag: str, value: str):
     result = run_main(capsys, "--index", shared_env["RAG_INDEX"], "search", "walmart", flag, value)
-    check_one_line_error(result, f"rag: error: invalid date '{value}' (use YYYY-MM-DD)")
+    check_one_line_error(result, f"rag: error: argument {flag}: not a valid date: '{value}' (use YYYY-MM-DD) (see rag search --help)")
 
 
 def test_search_before_indexing_says_run_rag_index():
     result = run_cli("search", "walmart")
     check_one_line_error(result, code=1)
-    assert "run `rag index`" in result.stderr
+    assert "rag index PATHS" in result.stderr
 
 
 # ------------------------------------------------------------------ ranking

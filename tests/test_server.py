@@ -112,7 +112,8 @@ def seed_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(seed_index: Path) -> Iterator[ThreadServer]:
-    settings = make_settings(seed_index, api_keys=f"{KEY}, {OTHER_KEY}", server={"rate_limit_per_minute": 100_000})
+    settings = make_settings(seed_index, api_keys=f"alice={KEY}:admin, bob={OTHER_KEY}",
+                             server={"rate_limit_per_minute": 100_000, "auth_failures_per_minute": 100_000})
     with ThreadServer(settings) as srv:
         yield srv
 
@@ -277,7 +278,7 @@ def test_chat_session_is_saved_and_continued(client: httpx.Client, seed_index: P
     assert first.status_code == 200 and "Kroger" in first.json()["answer"]
     second = client.post("/v1/chat", json={"question": "Who did it hire?", "session_id": "s-persist"}).json()
     assert second["question"] == "Who did it hire?"
-    turns = SQLiteSessions(SQLiteIndex(seed_index)).load("s-persist")
+    turns = SQLiteSessions(SQLiteIndex(seed_index)).load("alice/s-persist")  # sessions are kept per key
     assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant"]
     assert turns[1]["content"] == first.json()["answer"]
 
@@ -361,8 +362,8 @@ def test_multipart_upload_never_takes_a_path_from_the_client(client: httpx.Clien
     files = {"file": ("../../etc/Quarterly Notes ü.md", b"# Notes\n\nTarget piloted drone delivery in Ohio.\n", "text/markdown")}
     response = client.post("/v1/documents", files=files)
     assert response.status_code == 201, response.text
-    assert response.json()["documents"][0]["id"] == "uploads/Quarterly_Notes_u.md"
-    assert client.delete("/v1/documents/uploads/Quarterly_Notes_u.md").status_code == 200
+    assert response.json()["documents"][0]["id"] == "uploads/Quarterly_Notes_ü.md"
+    assert client.delete("/v1/documents/uploads/Quarterly_Notes_ü.md").status_code == 200
 
 
 def test_jsonl_upload_ids_stay_under_the_upload(client: httpx.Client) -> None:
@@ -654,6 +655,9 @@ def test_briefing_survives_sigkill_and_resumes_without_redoing_documents(tmp_pat
     assert done["status"] == "succeeded", done
     assert done["progress"]["skipped"] == len(finished)
     assert done["progress"]["done"] == 6 - len(finished)
+    # The job's usage counts the calls made before the restart too: one summary call per document, plus the synthesis.
+    assert done["progress"]["usage"]["calls"] == 6
+    assert done["result"]["usage"]["calls"] == 7
     after = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
     assert len(after) == 6 and all(after[name] == mtime for name, mtime in finished.items())
     asked = [re.search(r"Document (\S+):", r.messages[-1]["content"]).group(1) for r in fake_openai.requests
@@ -670,7 +674,8 @@ def test_briefing_survives_sigkill_and_resumes_without_redoing_documents(tmp_pat
     ("C:\\Users\\me\\Notes.HTML", "Notes.html"),
     ("..hidden.txt", "hidden.txt"),
     ("a b/c d.jsonl", "c_d.jsonl"),
-    ("ümlaut façade.md", "umlaut_facade.md"),
+    ("ümlaut façade.md", "ümlaut_façade.md"),
+    ("报告.txt", "报告.txt"),
     ("////", "upload"),
     ("x" * 300 + ".txt", "x" * 80 + ".txt"),
 ])

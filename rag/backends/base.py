@@ -44,6 +44,9 @@ class Backend:
     """Implement ``generate``; ``stream`` yields text deltas then the final Generation."""
 
     name: str = "base"
+    # True only for engines whose text is assembled from the sources by our own code (offline): a model's
+    # text is checked sentence by sentence against its quotes, and its refusal text is replaced by ours.
+    trusted_text: bool = False
 
     def __init__(self, settings: "Settings") -> None:
         self.settings = settings

@@ -205,6 +205,7 @@ def _resolve_pronouns(text: str, names: list[str]) -> str:
 
 class OfflineBackend(Backend):
     name = "offline"
+    trusted_text = True
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import openai
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel, ValidationError
 
 from ..errors import BackendError, ConfigError, ValidationFailed
-from ..grounding import CANNOT_ANSWER
+from ..grounding import CANNOT_ANSWER, MODEL_REFUSED
 from ..prompts import render_prompt
 from ..tokens import count_tokens
 from ..types import AnswerDraft, Usage
@@ -328,6 +329,9 @@ class OpenAIBackend(Backend):
         sdk_usage = None
         try:
             for chunk in chunks:
+                if not isinstance(chunk, ChatCompletionChunk):
+                    raise BackendError(f"the endpoint at {self._where} streamed something that is not a chat completion chunk",
+                                       hint="check OPENAI_BASE_URL: it must be an OpenAI-compatible /v1 URL")
                 if chunk.usage is not None:
                     sdk_usage = chunk.usage
                 for choice in chunk.choices[:1]:
@@ -345,6 +349,9 @@ class OpenAIBackend(Backend):
             raise BackendError(STREAM_CUT, retryable=True, hint="try again") from err
         except openai.APIError as err:
             raise BackendError(f"the endpoint reported an error mid-stream: {server_message(err)}",
+                               retryable=True) from err
+        except ValueError as err:  # an SSE data line that is not JSON
+            raise BackendError(f"the endpoint at {self._where} streamed malformed data: {' '.join(str(err).split())[:80]}",
                                retryable=True) from err
         finally:
             chunks.close()
@@ -403,6 +410,10 @@ class OpenAIBackend(Backend):
         started = time.perf_counter()
         response = self._open(request, messages, stream=False)
         latency_ms = (time.perf_counter() - started) * 1000
+        if not isinstance(response, ChatCompletion) or not isinstance(getattr(response, "choices", None), list):
+            shown = " ".join(str(response).split())[:80] if isinstance(response, str) else type(response).__name__
+            raise BackendError(f"the endpoint at {self._where} answered 200 with something that is not a chat completion "
+                               f"({shown!r})", retryable=False, hint="check OPENAI_BASE_URL: it must be an OpenAI-compatible /v1 URL")
         if not response.choices:
             raise BackendError("the endpoint returned no choices", retryable=True)
         choice = response.choices[0]
@@ -433,7 +444,7 @@ class OpenAIBackend(Backend):
             reason = " ".join(reply.refusal.split())
             if request.schema is not None and issubclass(request.schema, AnswerDraft):
                 draft = AnswerDraft(answer=f"{CANNOT_ANSWER} (model refused).", refused=True,
-                                    refusal_reason=f"model refused: {reason}", citations=[], confidence=0.0)
+                                    refusal_reason=f"{MODEL_REFUSED}: {reason}", citations=[], confidence=0.0)
                 return Generation(output=draft, usage=reply.usage, raw=reply.refusal)
             raise BackendError(f"the model refused: {reason}")
         return None

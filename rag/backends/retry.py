@@ -29,14 +29,29 @@ _CONTEXT_MARKERS = ("context_length", "context length", "maximum context", "cont
 
 
 def should_retry(exc: BaseException) -> bool:
-    """True when trying the same call again may succeed."""
+    """True when trying the same call again may succeed.
+
+    As openai-python: the server's ``x-should-retry`` header, when it says ``true`` or ``false``,
+    overrides the status code."""
     if isinstance(exc, BackendError):
         return exc.retryable
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
         return True
     if isinstance(exc, openai.APIStatusError):
+        told = _server_says_retry(exc)
+        if told is not None:
+            return told
         return exc.status_code in RETRY_STATUSES or exc.status_code >= 500
     return False
+
+
+def _server_says_retry(exc: BaseException) -> bool | None:
+    headers = _headers(exc)
+    value = headers.get("x-should-retry") if headers is not None else None
+    if value is None:
+        return None
+    value = str(value).strip().lower()
+    return True if value == "true" else False if value == "false" else None
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:

@@ -23,6 +23,7 @@ from ..types import Answer, Briefing
 from .errors import ApiError, validation_error
 from .jobs import BriefingJobs, job_view
 from .schemas import AskBody, BriefingBody, ChatBody, DocumentBody, SearchBody
+from .security import Principal
 from .sse import SSE_HEADERS, error_body, frames, open_stream, sse
 from .state import Services
 from .uploads import documents_from_upload, parse_multipart
@@ -34,6 +35,21 @@ SESSION_WAIT = 30.0
 
 def services_of(request: Request) -> Services:
     return request.app.state.services
+
+
+def principal_of(request: Request, role: str = "read") -> Principal:
+    """The caller the guard accepted, if its role allows ``role`` (403 otherwise)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # the guard accepts every API route's caller; this only happens in a misconfigured app
+        raise ApiError(401, "unauthorized", "not authenticated")
+    if not principal.can(role):
+        raise ApiError(403, "forbidden", f"this key's role ({principal.role}) may not do that; it needs {role}")
+    return principal
+
+
+def session_key(principal: Principal, session_id: str) -> str:
+    """Sessions are the caller's own: another key using the same id gets a conversation of its own."""
+    return f"{principal.owner}/{session_id}"
 
 
 def check_question(services: Services, text: str, *, field: str = "question") -> str:
@@ -67,21 +83,22 @@ async def post_ask(body: AskBody, request: Request) -> Response:
     return answer_response(answer)
 
 
-def chat_items(services: Services, body: ChatBody) -> Iterator[str | Answer]:
-    """One chat turn as text deltas then the Answer; the session (if any) is loaded, locked and saved."""
-    lock = services.sessions.get(body.session_id) if body.session_id else None
+def chat_items(services: Services, body: ChatBody, principal: Principal) -> Iterator[str | Answer]:
+    """One chat turn as text deltas then the Answer; the caller's session (if any) is loaded, locked and saved."""
+    key = session_key(principal, body.session_id) if body.session_id else None
+    lock = services.sessions.get(key) if key else None
     if lock and not lock.acquire(timeout=SESSION_WAIT):
         raise ApiError(409, "session_busy", f"session {body.session_id!r} is answering another question; try again")
     try:
         with services.pool.use() as store:
             sessions = SQLiteSessions(store)
-            conversation = Conversation(turns=sessions.load(body.session_id) if body.session_id else [])
+            conversation = Conversation(turns=sessions.load(key) if key else [])
             for item in chat_turn(conversation, body.question, store=store, backend=services.backend,
                                   settings=services.settings, k=body.k, source_glob=body.source):
                 if isinstance(item, Answer):
                     services.metrics.observe_answer(item)
-                    if body.session_id:
-                        sessions.save(body.session_id, conversation.turns[-MAX_SAVED_TURNS:])
+                    if key:
+                        sessions.save(key, conversation.turns[-MAX_SAVED_TURNS:])
                 yield item
     finally:
         if lock:
@@ -95,11 +112,13 @@ def chat_items(services: Services, body: ChatBody) -> Iterator[str | Answer]:
 async def post_chat(body: ChatBody, request: Request) -> Any:
     """Follow-ups are condensed into standalone questions; `session_id` keeps the conversation across requests."""
     services = services_of(request)
+    principal = principal_of(request)
     check_question(services, body.question)
     if not body.stream:
-        return answer_response(await services.run(lambda: [i for i in chat_items(services, body) if isinstance(i, Answer)][-1]))
+        return answer_response(await services.run(
+            lambda: [i for i in chat_items(services, body, principal) if isinstance(i, Answer)][-1]))
 
-    first, gen = await open_stream(services, lambda: chat_items(services, body))
+    first, gen = await open_stream(services, lambda: chat_items(services, body, principal))
 
     def render(item: str | Answer) -> list[str]:
         if isinstance(item, Answer):
@@ -156,6 +175,7 @@ async def post_documents(request: Request) -> JSONResponse:
     The server picks the id, `uploads/<sanitized name>`; uploading the same name again replaces it.
     """
     services = services_of(request)
+    principal = principal_of(request, "write")
     content_type = request.headers.get("content-type", "")
     raw = await request.body()
     if content_type.startswith("multipart/form-data"):
@@ -175,8 +195,12 @@ async def post_documents(request: Request) -> JSONResponse:
 
     def work() -> tuple[dict[str, str], int, dict[str, int]]:
         with services.pool.use() as store:
+            owners = {str(d["id"]): d["owner"] for d in store.list_documents()}
+            for doc in documents:
+                if doc.id in owners:
+                    check_owner(principal, doc.id, owners[doc.id], action="replace")
             before = store.document_keys()
-            written = index_documents(documents, store, chunker)
+            written = index_documents(documents, store, chunker, owner=principal.owner)
             chunks = {str(d["id"]): int(d["chunks"]) for d in store.list_documents() if d["id"] in {x.id for x in documents}}
             return before, written, chunks
 
@@ -197,12 +221,30 @@ async def post_documents(request: Request) -> JSONResponse:
     })
 
 
+def check_owner(principal: Principal, doc_id: str, owner: object, *, action: str) -> None:
+    """Uploads belong to the key that made them; documents indexed by `rag index` are read-only over HTTP.
+    An admin key may do anything."""
+    if principal.can("admin"):
+        return
+    if owner is None:
+        raise ApiError(403, "forbidden", f"{doc_id!r} was indexed from the command line and is read-only over HTTP "
+                       f"(only an admin key may {action} it)")
+    if owner != principal.owner:
+        raise ApiError(403, "forbidden", f"{doc_id!r} was uploaded with another key; only that key or an admin key may {action} it")
+
+
 @router.delete("/v1/documents/{doc_id:path}", tags=["documents"], summary="Remove a document from the index")
 async def delete_document(doc_id: str, request: Request) -> dict[str, Any]:
+    """Your own uploads; an admin key may remove any document."""
     services = services_of(request)
+    principal = principal_of(request, "write")
 
     def work() -> int:
         with services.pool.use() as store:
+            owners = {str(d["id"]): d["owner"] for d in store.list_documents()}
+            if doc_id not in owners:
+                return 0
+            check_owner(principal, doc_id, owners[doc_id], action="delete")
             return delete_documents([doc_id], store)
 
     if not await services.run(work):
@@ -220,6 +262,7 @@ def jobs_of(services: Services) -> BriefingJobs:
 async def post_briefing(body: BriefingBody, request: Request) -> JSONResponse:
     """Summarizes each document (resumable), then writes the cross-document briefing. Poll GET /v1/briefings/{id}."""
     services = services_of(request)
+    principal = principal_of(request, "write")
 
     def work() -> list[str]:
         with services.pool.use() as store:
@@ -235,7 +278,8 @@ async def post_briefing(body: BriefingBody, request: Request) -> JSONResponse:
         doc_ids = indexed
     else:
         raise ApiError(422, "validation_error", "doc_ids: the index has no documents; upload some first", field="doc_ids")
-    job = await services.run(jobs_of(services).submit, {"doc_ids": doc_ids, "title": body.title, "concurrency": body.concurrency})
+    job = await services.run(jobs_of(services).submit, {"doc_ids": doc_ids, "title": body.title, "concurrency": body.concurrency},
+                             owner=principal.owner)
     url = f"/v1/briefings/{job.id}"
     return JSONResponse(status_code=202, headers={"Location": url},
                         content={"id": job.id, "status": job.status, "documents": len(doc_ids), "url": url})
@@ -251,8 +295,9 @@ def _wants_markdown(request: Request) -> bool:
                                                                              "with `Accept: text/markdown`."}})
 async def get_briefing(job_id: str, request: Request) -> Response:
     services = services_of(request)
+    principal = principal_of(request)
     job = await services.run(jobs_of(services).store.get, job_id)
-    if job is None:
+    if job is None or not (principal.can("admin") or job.owner == principal.owner):
         raise ApiError(404, "not_found", f"no briefing job {job_id!r}")
     if _wants_markdown(request):
         if not job.result:

@@ -2,7 +2,8 @@
 
 Public: the chat page (``/``, ``/static/*``), ``/healthz``, ``/readyz`` and the OpenAPI docs
 (``/docs``, ``/openapi.json``). Everything else needs ``Authorization: Bearer <key>`` when
-``RAG_API_KEYS`` is set, and is rate-limited per key (per client address without keys).
+``RAG_API_KEYS`` is set, and is rate-limited per key (per client address without keys); the
+Host, Origin and role rules are in ``guard`` and ``security``.
 """
 
 from __future__ import annotations
@@ -12,18 +13,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from ..briefing import Runner
 from ..config import Settings, load_settings
+from ..errors import IndexStoreError
 from . import api, errors, openai_compat
 from .errors import ApiError
+from .guard import GuardMiddleware
 from .jobs import BriefingJobs, SQLiteJobStore
 from .middleware import ServiceMiddleware
+from .security import RateLimiter, local_names
 from .state import Services
+
 
 log = logging.getLogger("rag.server")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -34,26 +39,23 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
+# The guard middleware authenticates; this dependency only documents the scheme in the OpenAPI spec.
 _bearer = HTTPBearer(auto_error=False, description="One of the keys in RAG_API_KEYS (not needed when none are set).")
 
 
-async def require_access(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
-    """Bearer-token check, then the per-key rate limit."""
-    services: Services = request.app.state.services
-    token = credentials.credentials if credentials else None
-    if token is None and "authorization" in request.headers and services.auth.required:
-        raise ApiError(401, "unauthorized", "malformed Authorization header: expected 'Bearer <key>'",
-                       headers={"WWW-Authenticate": "Bearer"})
-    identity = services.auth.identify(token, request.client.host if request.client else "unknown")
-    services.limiter.check(identity)
+def _listed(raw: str) -> list[str]:
+    return [item.strip().lower().rstrip("/") for item in raw.split(",") if item.strip()]
 
 
 def jobs_dir(settings: Settings) -> Path:
     return settings.index.parent / f"{settings.index.stem}-jobs"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The service over ``settings.index`` (created empty if missing) with the configured backend."""
+def create_app(settings: Settings | None = None, *, bound_host: str | None = None) -> FastAPI:
+    """The service over the existing index ``settings.index`` with the configured backend.
+
+    ``bound_host`` is the address ``rag serve`` listens on: the Host names the server answers to
+    follow from it (plus localhost and ``server.allowed_hosts``)."""
     settings = settings or load_settings()
     services = Services.open(settings)
     services.jobs = BriefingJobs(store=SQLiteJobStore(services.pool), pool=services.pool, root=jobs_dir(settings),
@@ -76,17 +78,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
+    # Added last = runs first: the guard answers before the body is read or a route is chosen.
     app.add_middleware(ServiceMiddleware, max_body_bytes=settings.server.max_body_bytes, metrics=services.metrics)
+    app.add_middleware(GuardMiddleware, auth=services.auth, limiter=services.limiter,
+                       failures=RateLimiter(settings.server.auth_failures_per_minute), host_names=local_names(bound_host),
+                       allowed_hosts=_listed(settings.server.allowed_hosts),
+                       allowed_origins=_listed(settings.server.allowed_origins), metrics=services.metrics)
 
-    protected = [Depends(require_access)]
-    app.include_router(api.router, dependencies=protected)
-    app.include_router(openai_compat.router, dependencies=protected)
+    documented = [Depends(_bearer)]
+    app.include_router(api.router, dependencies=documented)
+    app.include_router(openai_compat.router, dependencies=documented)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     def count_documents() -> int:
+        if not settings.index.is_file():  # deleted or replaced under us: open connections would serve a ghost
+            raise IndexStoreError(f"the index {settings.index} is no longer there")
         with services.pool.use() as store:
             return int(store.db.execute("SELECT count(*) FROM documents").fetchone()[0])
 
@@ -94,13 +103,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def readyz() -> JSONResponse:
         try:
             documents = await services.run(count_documents)
-        except Exception as err:  # noqa: BLE001 - any failure means not ready
-            return ApiError(503, "unavailable", f"index {settings.index} is not usable: {err}").response()
+        except Exception as err:  # noqa: BLE001 - any failure means not ready; the detail is for the log only
+            log.error("not ready: %s", err)
+            return ApiError(503, "unavailable", "the index is not usable (see the server log)").response()
         return JSONResponse({"status": "ready", "documents": documents, "backend": services.backend.name,
                              "model": services.backend.model, "auth": services.auth.required})
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", dependencies=protected,
-             response_class=PlainTextResponse)
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=PlainTextResponse, dependencies=documented)
     async def metrics() -> PlainTextResponse:
         documents = await services.run(count_documents)
         return PlainTextResponse(services.metrics.render(documents=documents),

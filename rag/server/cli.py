@@ -13,6 +13,7 @@ import socket
 import sys
 
 from ..config import load_settings
+from ..errors import RagError
 from .security import bind_refusal, parse_keys
 
 
@@ -37,8 +38,13 @@ def run(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
-    settings = load_settings(index=getattr(args, "index", None))
-    refusal = bind_refusal(args.host, keys=parse_keys(settings.api_keys), insecure=args.insecure)
+    try:
+        settings = load_settings(index=getattr(args, "index", None))
+        keys = parse_keys(settings.api_keys)
+    except RagError as err:
+        print(f"rag: error: {err}", file=sys.stderr)
+        return err.exit_code
+    refusal = bind_refusal(args.host, keys=keys, insecure=args.insecure)
     if refusal:
         print(f"rag: error: {refusal}", file=sys.stderr)
         return 2
@@ -47,14 +53,19 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         print(f"rag: error: {err}", file=sys.stderr)
         return 1
-    app = create_app(settings)
+    try:
+        app = create_app(settings, bound_host=args.host)
+    except RagError as err:
+        sock.close()
+        print(f"rag: error: {err}", file=sys.stderr)
+        return err.exit_code
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}"
     if args.json:
         print(json.dumps({"url": url, "docs": url + "/docs", "index": str(settings.index)}), flush=True)
     else:
-        auth = "API keys required" if parse_keys(settings.api_keys) else "no API keys (localhost only)" if not args.insecure else "NO AUTH"
+        auth = "API keys required" if keys else "no API keys (localhost only)" if not args.insecure else "NO AUTH"
         print(f"rag serve: {url}  (chat page {url}/, API docs {url}/docs; index {settings.index}; {auth})", flush=True)
     # Logs (access log included) go to stderr: stdout carries only the address line (JSON with --json).
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)

@@ -64,6 +64,13 @@ def from_rag_error(err: RagError) -> ApiError:
     return ApiError(400, "rag_error", message)
 
 
+def public_message(err: BaseException) -> str:
+    """What a caller may read about a failure: the library's one line, minus the operator's details."""
+    if isinstance(err, RagError):
+        return from_rag_error(err).message
+    return "internal error (see the server log)"
+
+
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"

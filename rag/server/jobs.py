@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..briefing import Runner, build_briefing, summarize_cached, write_atomic
+from ..briefing import Runner, build_briefing, clean_stale_temporaries, summarize_cached, write_atomic
 from ..errors import RagError
 from ..render import briefing_markdown
 from ..types import Briefing, Failure, StrategySummary, Usage
+from .errors import public_message
 from .metrics import Metrics
 from .state import StorePool
 
@@ -42,22 +43,23 @@ class Job:
     error: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    owner: str | None = None
 
 
 class JobStore(Protocol):
-    def create(self, kind: str, request: dict[str, Any]) -> Job: ...
+    def create(self, kind: str, request: dict[str, Any], *, owner: str | None = None) -> Job: ...
     def get(self, job_id: str) -> Job | None: ...
     def update(self, job_id: str, *, status: str | None = None, progress: dict[str, Any] | None = None,
                result: str | None = None, error: str | None = None) -> None: ...
     def unfinished(self, kind: str) -> list[Job]: ...
 
 
-_COLS = "id, kind, status, request, progress, result, error, created_at, updated_at"
+_COLS = "id, kind, status, request, progress, result, error, created_at, updated_at, owner"
 
 
 def _row_job(row: tuple) -> Job:
     return Job(id=row[0], kind=row[1], status=row[2], request=json.loads(row[3]), progress=json.loads(row[4] or "{}"),
-               result=row[5], error=row[6], created_at=row[7], updated_at=row[8])
+               result=row[5], error=row[6], created_at=row[7], updated_at=row[8], owner=row[9])
 
 
 class SQLiteJobStore:
@@ -66,12 +68,13 @@ class SQLiteJobStore:
     def __init__(self, pool: StorePool) -> None:
         self.pool = pool
 
-    def create(self, kind: str, request: dict[str, Any]) -> Job:
+    def create(self, kind: str, request: dict[str, Any], *, owner: str | None = None) -> Job:
         now = time.time()
-        job = Job(id=secrets.token_hex(8), kind=kind, status="queued", request=request, created_at=now, updated_at=now)
+        job = Job(id=secrets.token_hex(8), kind=kind, status="queued", request=request, created_at=now, updated_at=now,
+                  owner=owner)
         with self.pool.use() as store, store.transaction():
-            store.db.execute(f"INSERT INTO jobs ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (job.id, kind, job.status, json.dumps(request), "{}", None, None, now, now))
+            store.db.execute(f"INSERT INTO jobs ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (job.id, kind, job.status, json.dumps(request), "{}", None, None, now, now, owner))
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -160,8 +163,8 @@ class BriefingJobs:
         if self._thread:
             self._thread.join(timeout)
 
-    def submit(self, request: dict[str, Any]) -> Job:
-        job = self.store.create(self.kind, request)
+    def submit(self, request: dict[str, Any], *, owner: str | None = None) -> Job:
+        job = self.store.create(self.kind, request, owner=owner)
         self._queue.put(job.id)
         return job
 
@@ -183,10 +186,11 @@ class BriefingJobs:
                 log.info("briefing job %s interrupted by shutdown; it resumes on the next start", job.id)
                 return
             except RagError as err:
-                self._fail(job.id, str(err))
-            except Exception as err:  # a bug: keep the worker alive for the next job
+                log.error("briefing job %s failed: %s", job.id, err)
+                self._fail(job.id, public_message(err))
+            except Exception:  # a bug: keep the worker alive for the next job; the detail is for the log only
                 log.exception("briefing job %s crashed", job.id)
-                self._fail(job.id, f"internal error: {type(err).__name__}: {err}")
+                self._fail(job.id, "internal error (see the server log)")
 
     def _fail(self, job_id: str, message: str) -> None:
         self.store.update(job_id, status="failed", error=message)
@@ -194,6 +198,8 @@ class BriefingJobs:
 
     def _run(self, job: Job) -> None:
         out_dir = self.directory(job.id)
+        clean_stale_temporaries(out_dir / "summaries")
+        clean_stale_temporaries(out_dir)
         doc_ids: list[str] = list(job.request["doc_ids"])
         with self.pool.use() as store:
             listed = {str(d["id"]): d for d in store.list_documents()}
@@ -211,22 +217,21 @@ class BriefingJobs:
             doc_id = str(doc["id"])
             try:
                 with self.pool.use() as store:
-                    summary, used = summarize_cached(doc, out_dir=out_dir, store=store, runner=self.runner)
+                    result = summarize_cached(doc, out_dir=out_dir, store=store, runner=self.runner)
             except RagError as err:
+                log.error("briefing job %s: %s failed: %s", job.id, doc_id, err)
                 with lock:
-                    failures.append(Failure(doc_id=doc_id, source=str(doc["source"]), reason=str(err)))
+                    failures.append(Failure(doc_id=doc_id, source=str(doc["source"]), reason=public_message(err)))
                     progress["failed"] += 1
             else:
-                if used is not None:
-                    self.metrics.observe_usage(used)
+                if not result.resumed:
+                    self.metrics.observe_usage(result.usage)
                 with lock:
-                    summaries[doc_id] = summary
-                    if used is None:
-                        progress["skipped"] += 1
-                    else:
-                        progress["done"] += 1
-                        usage = usage.add(used)
-                        progress["usage"] = usage.model_dump()
+                    summaries[doc_id] = result.summary
+                    progress["skipped" if result.resumed else "done"] += 1
+                    # What the job has cost so far, including documents finished before a restart.
+                    usage = usage.add(result.usage)
+                    progress["usage"] = usage.model_dump()
             with lock:
                 snapshot = dict(progress)
             self.store.update(job.id, progress=snapshot)

@@ -37,8 +37,8 @@ class StorePool:
         self._idle: queue.LifoQueue[SQLiteIndex] = queue.LifoQueue()
         self._keep = keep
         self._closed = False
-        # The first connection creates the file and runs migrations; later ones only open it.
-        self._idle.put(SQLiteIndex(path, create=True))
+        # Only `rag index` creates or migrates an index: the first connection checks that it exists and is current.
+        self._idle.put(SQLiteIndex(path))
 
     @contextmanager
     def use(self) -> Iterator[SQLiteIndex]:

@@ -15,19 +15,23 @@ from ..ingest import SUPPORTED, Document, Skipped, Warned, read_bytes
 from .errors import ApiError
 
 PREFIX = "uploads/"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^\w.-]+")  # letters and digits of any script stay ("报告.txt")
 
 
 def sanitize_filename(name: str) -> str:
-    """A safe file name: last path component only, ASCII letters/digits/._-, no leading dots, <= 100 chars."""
+    """A safe file name: last path component only, letters/digits/._-, no leading dots, <= 100 chars.
+
+    The suffix is split off before anything is replaced, so a name made only of other characters
+    still keeps its type (it becomes ``upload.txt``)."""
     base = re.split(r"[\\/]", name.strip())[-1]
-    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
-    base = _UNSAFE.sub("_", base).strip("._-")
+    base = unicodedata.normalize("NFKC", base)
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")  # no control or format characters
     stem, dot, suffix = base.rpartition(".")
     if not dot:
         stem, suffix = base, ""
-    stem = stem.strip("._-")[:80] or "upload"
-    return f"{stem}.{suffix.lower()[:10]}" if suffix else stem
+    suffix = _UNSAFE.sub("", suffix).lower()[:10]
+    stem = _UNSAFE.sub("_", stem).strip("._-")[:80] or "upload"
+    return f"{stem}.{suffix}" if suffix else stem
 
 
 def upload_id(name: str) -> str:
@@ -102,4 +106,10 @@ def parse_multipart(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
             files.append((disposition["filename"], content))
     if not files:
         raise ApiError(422, "validation_error", "file: no file part in the multipart body", field="file")
+    ids = [upload_id(name) for name, _ in files]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        # Both would be reported indexed while the second silently replaced the first: refuse the upload.
+        raise ApiError(422, "validation_error", f"file: two parts of one upload have the same name "
+                       f"({', '.join(r[len(PREFIX):] for r in repeated)}); send each file once", field="file")
     return files
