@@ -44,7 +44,7 @@ def prepare(question: str, *, store: IndexStore, settings: Settings, k: int | No
             source_glob: str | None = None, max_tokens: int | None = None) -> Prepared:
     """Retrieve and pack the context into the token budget, and render the answer prompt."""
     started = time.perf_counter()
-    hits = retrieve(store, question, k=k or settings.k, source_glob=source_glob)
+    hits = retrieve(store, question, k=k or settings.k, source_glob=source_glob, hybrid=True)
     enc = get_encoding(settings.encoding)
     count = lambda text: len(enc.encode_ordinary(text))  # noqa: E731
     overhead = _prompt_overhead(settings.encoding) + count(question)

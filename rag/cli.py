@@ -514,6 +514,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as err:  # writing an output file: a full disk, a read-only directory, a missing folder
+        where = f" {err.filename}" if err.filename else ""
+        print(f"rag: error: cannot write{where}: {err.strerror or err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

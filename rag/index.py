@@ -12,13 +12,16 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
+import numpy as np
+
 from .chunk import Chunker
+from .embed import DIM, MODEL as EMBED_MODEL, from_blob, get_embedder, to_blob
 from .errors import IndexStoreError
 from .ingest import Event, IngestReport, Skipped, Warned, iter_documents, source_prefix
 from .normalize import normalize_for_index
@@ -34,6 +37,9 @@ class IndexStore(Protocol):
     def transaction(self) -> AbstractContextManager[None]: ...
     def search(self, terms: list[str], *, k: int, source_glob: str | None = None,
                date_from: str | None = None, date_to: str | None = None) -> list[Hit]: ...
+    def vector_search(self, vector: np.ndarray, *, k: int, source_glob: str | None = None,
+                      date_from: str | None = None, date_to: str | None = None) -> list[Hit]: ...
+    def generation(self) -> int: ...
     def get_chunks(self, ids: Iterable[str]) -> list[Chunk]: ...
     def get_document(self, doc_id: str) -> Document | None: ...
     def list_documents(self) -> list[dict[str, object]]: ...
@@ -90,8 +96,19 @@ def _m3_owners(db: sqlite3.Connection) -> None:
     _run_script(db, "ALTER TABLE documents ADD COLUMN owner TEXT; ALTER TABLE jobs ADD COLUMN owner TEXT")
 
 
+def _m4_vectors(db: sqlite3.Connection) -> None:
+    """Chunk vectors (float16, the offline embedder's) for the semantic retrieval channel, and a generation
+    number bumped by every write that changes documents, so readers can cache what they derive from them."""
+    _run_script(db, """
+        CREATE TABLE chunk_vectors (
+            chunk INTEGER PRIMARY KEY REFERENCES chunks(rowid) ON DELETE CASCADE, vector BLOB NOT NULL
+        );
+        INSERT OR IGNORE INTO meta VALUES ('generation', '0')
+        """)
+
+
 # chunks_fts is contentless: chunk text is derived from documents.text by span, so it is stored once.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_base, _m2_sessions_jobs, _m3_owners]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_base, _m2_sessions_jobs, _m3_owners, _m4_vectors]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _CHUNK_COLS = "c.id, c.doc_id, c.ordinal, c.start, c.\"end\", c.n_tokens, substr(d.text, c.start + 1, c.\"end\" - c.start)"
@@ -99,6 +116,33 @@ _CHUNK_COLS = "c.id, c.doc_id, c.ordinal, c.start, c.\"end\", c.n_tokens, substr
 
 def _row_chunk(row: tuple) -> Chunk:
     return Chunk(id=row[0], doc_id=row[1], ordinal=row[2], start=row[3], end=row[4], n_tokens=row[5], text=row[6])
+
+
+def _filters(source_glob: str | None, date_from: str | None, date_to: str | None) -> tuple[str, list[object]]:
+    """SQL (" AND ...") and parameters for the source and date filters, on documents aliased ``d``."""
+    where: list[str] = []
+    params: list[object] = []
+    if source_glob:
+        where.append("d.source GLOB ?")
+        params.append(source_glob)
+    if date_from:
+        where.append("d.date >= ?")
+        params.append(date_from)
+    if date_to:
+        # Compare at the precision given: a document dated 2025-01-31T10:00 is on or before 2025-01-31.
+        where.append("substr(d.date, 1, ?) <= ?")
+        params.extend([len(date_to), date_to])
+    return ("".join(f" AND {w}" for w in where), params)
+
+
+def embed_chunks(chunks: Sequence[Chunk]) -> np.ndarray:
+    """The vectors stored for ``chunks`` (what the semantic channel searches)."""
+    return get_embedder().embed([c.text for c in chunks])
+
+
+def document_key(doc: Document, chunker: Chunker) -> str:
+    """What decides whether a stored document is current: its content, the chunker and the embedder."""
+    return f"{doc.sha256}:{chunker.fingerprint}:{EMBED_MODEL}"
 
 
 def fts_expression(terms: list[str]) -> str:
@@ -284,8 +328,11 @@ class SQLiteIndex:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
             raise store_error(err, self.path, "write") from err
+        self._changed = False
         try:
             yield
+            if self._changed:
+                self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         except BaseException as exc:
             if self.db.in_transaction:
                 try:
@@ -333,7 +380,9 @@ class SQLiteIndex:
 
     def delete_document(self, doc_id: str) -> bool:
         self._fts_delete(doc_id)
-        return self.db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount > 0
+        deleted = self.db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount > 0
+        self._changed = self._changed or deleted
+        return deleted
 
     def put_document(self, doc: Document, chunks: list[Chunk], key: str, *, owner: str | None = None) -> None:
         self.delete_document(doc.id)
@@ -343,30 +392,23 @@ class SQLiteIndex:
             (doc.id, doc.source, doc.title, doc.date, doc.url, doc.sha256, key, doc.text,
              json.dumps([[s.start, s.end] for s in doc.boilerplate]), sum(c.n_tokens for c in chunks), time.time(), owner),
         )
-        for c in chunks:
+        vectors = embed_chunks(chunks)
+        for c, vector in zip(chunks, vectors):
             cur = self.db.execute(
                 "INSERT INTO chunks (id, doc_id, ordinal, start, \"end\", n_tokens) VALUES (?, ?, ?, ?, ?, ?)",
                 (c.id, c.doc_id, c.ordinal, c.start, c.end, c.n_tokens),
             )
             self.db.execute("INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, normalize_for_index(c.text)))
+            self.db.execute("INSERT INTO chunk_vectors (chunk, vector) VALUES (?, ?)", (cur.lastrowid, to_blob(vector)))
+        self._changed = True
 
     # -------------------------------------------------------------- reads
     def search(self, terms: list[str], *, k: int, source_glob: str | None = None,
                date_from: str | None = None, date_to: str | None = None) -> list[Hit]:
         if not terms:
             return []
-        where, params = [], [fts_expression(terms)]
-        if source_glob:
-            where.append("d.source GLOB ?")
-            params.append(source_glob)
-        if date_from:
-            where.append("d.date >= ?")
-            params.append(date_from)
-        if date_to:
-            # Compare at the precision given: a document dated 2025-01-31T10:00 is on or before 2025-01-31.
-            where.append("substr(d.date, 1, ?) <= ?")
-            params.extend([len(date_to), date_to])
-        filters = (" AND " + " AND ".join(where)) if where else ""
+        filters, extra = _filters(source_glob, date_from, date_to)
+        where, params = [filters] if filters else [], [fts_expression(terms), *extra]
         sql = (
             f"SELECT {_CHUNK_COLS}, -f.rank, d.source, d.title, d.date, d.url "
             "FROM (SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank"
@@ -385,6 +427,94 @@ class SQLiteIndex:
             Hit(chunk=_row_chunk(r[:7]), score=round(r[7], 4), rank=i + 1, source=r[8], title=r[9], date=r[10], url=r[11])
             for i, r in enumerate(rows)
         ]
+
+    def generation(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _vector_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk rowids, their vectors as a float32 matrix), loaded once per index generation."""
+        generation = self.generation()
+        cached = getattr(self, "_vectors_cache", None)
+        if cached is not None and cached[0] == generation:
+            return cached[1], cached[2]
+        rows = self.db.execute("SELECT chunk, vector FROM chunk_vectors ORDER BY chunk").fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = from_blob(b"".join(r[1] for r in rows), len(rows)) if rows else np.zeros((0, DIM), np.float32)
+        self._vectors_cache = (generation, ids, matrix)
+        return ids, matrix
+
+    def vector_search(self, vector: np.ndarray, *, k: int, source_glob: str | None = None,
+                      date_from: str | None = None, date_to: str | None = None) -> list[Hit]:
+        """The ``k`` chunks nearest to ``vector`` (cosine), with the same filters as ``search``."""
+        ids, matrix = self._vector_matrix()
+        if not len(ids):
+            return []
+        scores = matrix @ vector.astype(np.float32)
+        filtered = source_glob or date_from or date_to
+        take = min(len(ids), k * 8 if filtered else k)
+        top = np.argpartition(-scores, take - 1)[:take] if take < len(ids) else np.arange(len(ids))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        where, params = _filters(source_glob, date_from, date_to)
+        marks = ",".join("?" * len(top))
+        rows = self.db.execute(
+            f"SELECT c.rowid, {_CHUNK_COLS}, d.source, d.title, d.date, d.url FROM chunks c JOIN documents d ON d.id = c.doc_id "
+            f"WHERE c.rowid IN ({marks}){where}", [int(i) for i in ids[top]] + params).fetchall()
+        by_rowid = {r[0]: r for r in rows}
+        hits = []
+        for i in top:
+            r = by_rowid.get(int(ids[i]))
+            if r is None:
+                continue
+            hits.append(Hit(chunk=_row_chunk(r[1:8]), score=round(float(scores[i]), 4), rank=len(hits) + 1,
+                            source=r[8], title=r[9], date=r[10], url=r[11]))
+            if len(hits) == k:
+                break
+        return hits
+
+    def generation(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _vector_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk rowids, their vectors as a float32 matrix), loaded once per index generation."""
+        generation = self.generation()
+        cached = getattr(self, "_vectors_cache", None)
+        if cached is not None and cached[0] == generation:
+            return cached[1], cached[2]
+        rows = self.db.execute("SELECT chunk, vector FROM chunk_vectors ORDER BY chunk").fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = from_blob(b"".join(r[1] for r in rows), len(rows)) if rows else np.zeros((0, DIM), np.float32)
+        self._vectors_cache = (generation, ids, matrix)
+        return ids, matrix
+
+    def vector_search(self, vector: np.ndarray, *, k: int, source_glob: str | None = None,
+                      date_from: str | None = None, date_to: str | None = None) -> list[Hit]:
+        """The ``k`` chunks nearest to ``vector`` (cosine), with the same filters as ``search``."""
+        ids, matrix = self._vector_matrix()
+        if not len(ids):
+            return []
+        scores = matrix @ vector.astype(np.float32)
+        filtered = source_glob or date_from or date_to
+        take = min(len(ids), k * 8 if filtered else k)
+        top = np.argpartition(-scores, take - 1)[:take] if take < len(ids) else np.arange(len(ids))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        where, params = _filters(source_glob, date_from, date_to)
+        marks = ",".join("?" * len(top))
+        rows = self.db.execute(
+            f"SELECT c.rowid, {_CHUNK_COLS}, d.source, d.title, d.date, d.url FROM chunks c JOIN documents d ON d.id = c.doc_id "
+            f"WHERE c.rowid IN ({marks}){where}", [int(i) for i in ids[top]] + params).fetchall()
+        by_rowid = {r[0]: r for r in rows}
+        hits = []
+        for i in top:
+            r = by_rowid.get(int(ids[i]))
+            if r is None:
+                continue
+            hits.append(Hit(chunk=_row_chunk(r[1:8]), score=round(float(scores[i]), 4), rank=len(hits) + 1,
+                            source=r[8], title=r[9], date=r[10], url=r[11]))
+            if len(hits) == k:
+                break
+        return hits
 
     def get_chunks(self, ids: Iterable[str]) -> list[Chunk]:
         ids = list(ids)
@@ -450,7 +580,7 @@ def index_paths(paths: Iterable[Path], store: SQLiteIndex, chunker: Chunker, *, 
                 report.warnings.append(event)
             else:
                 seen.add(event.id)
-                key = f"{event.sha256}:{fingerprint}"
+                key = document_key(event, chunker)
                 if known.get(event.id) == key:
                     report.unchanged += 1
                 else:
@@ -475,11 +605,10 @@ def index_paths(paths: Iterable[Path], store: SQLiteIndex, chunker: Chunker, *, 
 def index_documents(docs: Iterable[Document], store: SQLiteIndex, chunker: Chunker, *, owner: str | None = None) -> int:
     """Write already-ingested documents (e.g. HTTP uploads, owned by ``owner``) in one transaction; returns chunks written."""
     written = 0
-    fingerprint = chunker.fingerprint
     with store.transaction():
         known = store.document_keys()
         for doc in docs:
-            key = f"{doc.sha256}:{fingerprint}"
+            key = document_key(doc, chunker)
             if known.get(doc.id) != key:
                 chunks = chunker.chunk(doc)
                 store.put_document(doc, chunks, key, owner=owner)

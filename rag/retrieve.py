@@ -35,9 +35,13 @@ def query_terms(query: str) -> list[str]:
     return (content or unique)[:MAX_TERMS]
 
 
+RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.): rank r contributes 1 / (RRF_K + r)
+
+
 def retrieve(store: IndexStore, query: str, *, k: int = 6, source_glob: str | None = None,
-             date_from: str | None = None, date_to: str | None = None) -> list[Hit]:
-    """The ``k`` best chunks for ``query`` (BM25), with highlighted snippets."""
+             date_from: str | None = None, date_to: str | None = None, hybrid: bool = False) -> list[Hit]:
+    """The ``k`` best chunks for ``query``: BM25, or with ``hybrid`` BM25 and the semantic channel (the
+    question's vector against the chunk vectors stored at index time) fused by reciprocal rank."""
     terms = query_terms(query)
     if not terms:
         raise QueryError("the query has no searchable words", hint="use letters or digits")
@@ -45,10 +49,34 @@ def retrieve(store: IndexStore, query: str, *, k: int = 6, source_glob: str | No
         raise QueryError(f"k must be at least 1, not {k}")
     for value in (date_from, date_to):
         _check_date(value)
-    hits = store.search(terms, k=k, source_glob=source_glob, date_from=date_from, date_to=date_to)
+    filters = {"source_glob": source_glob, "date_from": date_from, "date_to": date_to}
+    if not hybrid:
+        hits = store.search(terms, k=k, **filters)
+    else:
+        from .embed import get_embedder
+
+        depth = max(k * 3, 20)
+        lexical = store.search(terms, k=depth, **filters)
+        semantic = store.vector_search(get_embedder().embed_one(query), k=depth, **filters)
+        hits = fuse([lexical, semantic], k=k)
     for hit in hits:
         hit.snippet = snippet(hit.chunk.text, terms)
     return hits
+
+
+def fuse(rankings: list[list[Hit]], *, k: int) -> list[Hit]:
+    """Reciprocal rank fusion: each list votes 1/(RRF_K + rank) for its hits; ties keep the first list's order."""
+    score: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    order: dict[str, tuple[int, int]] = {}
+    for li, hits in enumerate(rankings):
+        for hit in hits:
+            cid = hit.chunk.id
+            score[cid] = score.get(cid, 0.0) + 1.0 / (RRF_K + hit.rank)
+            first.setdefault(cid, hit)
+            order.setdefault(cid, (li, hit.rank))
+    ranked = sorted(score, key=lambda c: (-score[c], order[c]))[:k]
+    return [first[c].model_copy(update={"score": round(score[c], 5), "rank": i + 1}) for i, c in enumerate(ranked)]
 
 
 _DATE = re.compile(r"\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?)?)?)?")

@@ -226,6 +226,8 @@ def test_an_older_index_is_not_migrated_by_a_read_only_command(tmp_path: Path) -
     db = sqlite3.connect(index)
     for table in ("documents", "jobs"):  # the index as version 2 wrote it
         db.execute(f"ALTER TABLE {table} DROP COLUMN owner")
+    db.execute("DROP TABLE chunk_vectors")
+    db.execute("DELETE FROM meta WHERE key = 'generation'")
     db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     db.commit()
     db.close()

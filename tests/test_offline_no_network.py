@@ -125,3 +125,26 @@ def test_index_ask_brief_summarize_run_offline_with_no_connection(no_network, tm
     assert summary["backend"] == "offline" and {p["name"] for p in summary["players"]} >= {"Amazon", "Walmart"}
 
     assert attempts(log) == []  # no connection, no DNS lookup, and the openai SDK was never imported
+
+
+def test_the_embedding_model_ships_in_its_package_and_loads_with_no_connection(no_network):
+    """wordllama's weights and tokenizer are files of the installed wheel (its RECORD lists them), and loading
+    them opens no connection and reads no cache."""
+    env, log = no_network
+    probe = (
+        "import importlib.metadata as md, json\n"
+        "files = [str(f) for f in md.files('wordllama')]\n"
+        "from rag.embed import get_embedder, word_similarity\n"
+        "e = get_embedder()\n"
+        "v = e.embed(['The bank closes 31 branches.', 'Branch closures at the bank.', 'A recipe for lemon cake.'])\n"
+        "print(json.dumps({'weights': [f for f in files if f.endswith(('.safetensors', 'tokenizer_config.json'))],\n"
+        "                  'near': float(v[0] @ v[1]), 'far': float(v[0] @ v[2]),\n"
+        "                  'extend': word_similarity('expand', 'extend'), 'banana': word_similarity('expand', 'banana')}))\n")
+    result = subprocess.run([sys.executable, "-c", probe], env=os.environ | env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert "wordllama/weights/l2_supercat_256.safetensors" in out["weights"]
+    assert "wordllama/tokenizers/l2_supercat_tokenizer_config.json" in out["weights"]
+    assert out["near"] > out["far"] and out["extend"] > out["banana"]
+    assert attempts(log) == []

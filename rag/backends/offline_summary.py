@@ -12,7 +12,8 @@ import re
 from collections import Counter
 
 from ..context import ContextChunk
-from ..extract import Sentence, known_entities, split_sentences, subject_of
+from ..extract import Sentence, entities_of, split_sentences
+from .offline_evidence import actor_of
 from ..types import Briefing, BriefingSection, Citation, CitedItem, PlayerMoves, SourceSummary, StrategySummary
 
 MAX_PLAYERS = 6
@@ -31,15 +32,13 @@ def _cite(s: Sentence) -> CitedItem:
 def summarize_document(doc_id: str, title: str, context: list[ContextChunk]) -> StrategySummary:
     sentences = split_sentences(context)
     body = [s for s in sentences if not s.is_heading]
-    known = known_entities(sentences)
-    mentions: Counter[str] = Counter()
+    entities = entities_of(context)
+    subjects: dict[int, str | None] = {}
     for s in body:
-        for name in sorted(known):
-            mentions[name] += len(re.findall(r"\b" + re.escape(name) + r"\b", s.text))
-    candidates = [n for n, _ in mentions.most_common() if len(n) > 2 and not n.isupper()]
-    subjects = {id(s): subject_of(s.text, candidates) for s in body}
+        actor = actor_of(s.text, entities)
+        subjects[id(s)] = actor.name if actor is not None and actor.kind in ("organisation", "other") else None
     acting = Counter(v for v in subjects.values() if v)
-    players = [n for n in candidates if acting[n]][:MAX_PLAYERS]
+    players = [n for n, _ in acting.most_common()][:MAX_PLAYERS]
 
     used: set[int] = set()
     result: list[PlayerMoves] = []

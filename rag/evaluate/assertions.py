@@ -106,6 +106,10 @@ def check_answer(a: s.Assertion, answer: Answer, *, turn: int | None = None) -> 
         needle = fold(a.cites_quote_containing).casefold()
         return _result(a, any(needle in fold(c.quote).casefold() for c in cits), [excerpt(c.quote, 160) for c in cits],
                        turn=turn)
+    if isinstance(a, s.CitesQuoteContainingAny):
+        needles = [fold(n).casefold() for n in a.cites_quote_containing_any]
+        return _result(a, any(n in fold(c.quote).casefold() for c in cits for n in needles),
+                       [excerpt(c.quote, 160) for c in cits], turn=turn)
     if isinstance(a, s.MinCitations):
         return _result(a, len(cits) >= a.min_citations, len(cits), turn=turn)
     if isinstance(a, s.NoUnsupported):

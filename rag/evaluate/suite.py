@@ -119,6 +119,11 @@ class CitesQuoteContaining(Assertion):
     cites_quote_containing: str = Field(alias="cites-quote-containing", min_length=1)
 
 
+class CitesQuoteContainingAny(Assertion):
+    type, kinds = "cites-quote-containing-any", ANSWER_KINDS
+    cites_quote_containing_any: list[str] = Field(alias="cites-quote-containing-any", min_length=1)
+
+
 class MinCitations(Assertion):
     type, kinds = "min-citations", ANSWER_KINDS
     min_citations: int = Field(alias="min-citations", ge=0)
@@ -206,7 +211,7 @@ class LLMRubric(Assertion):
 ASSERTION_TYPES: dict[str, type[Assertion]] = {
     cls.type: cls for cls in (
         Contains, IContains, ContainsAny, ContainsAll, IContainsAny, IContainsAll, NotContains, NotIContains, Regex,
-        Refused, CitesSource, CitesOnly, CitesQuoteContaining, MinCitations, NoUnsupported, CitationsVerbatim,
+        Refused, CitesSource, CitesOnly, CitesQuoteContaining, CitesQuoteContainingAny, MinCitations, NoUnsupported, CitationsVerbatim,
         StandaloneContains, HitAt, TopSource, SchemaValid, Covers, MaxItems, HasPlayers, LLMRubric,
     )
 }

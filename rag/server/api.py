@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from ..answer import Conversation, ask, chat_turn
 from ..chunk import Chunker
-from ..index import delete_documents, index_documents
+from ..index import delete_documents, document_key, index_documents
 from ..render import briefing_markdown
 from ..retrieve import retrieve
 from ..sessions import SQLiteSessions
@@ -205,12 +205,10 @@ async def post_documents(request: Request) -> JSONResponse:
             return before, written, chunks
 
     before, written, chunks = await services.run(work)
-    fingerprint = chunker.fingerprint
-
     def status(doc: Any) -> str:
         if doc.id not in before:
             return "indexed"
-        return "unchanged" if before[doc.id] == f"{doc.sha256}:{fingerprint}" else "replaced"
+        return "unchanged" if before[doc.id] == document_key(doc, chunker) else "replaced"
 
     return JSONResponse(status_code=201, content={
         "documents": [{"id": d.id, "source": d.source, "title": d.title, "status": status(d), "chunks": chunks.get(d.id, 0)}

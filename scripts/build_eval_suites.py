@@ -1,0 +1,212 @@
+"""Build the blind-written eval suites from the question files in evals/data/.
+
+The question files were written by helpers who saw only the documents and a brief (plain analyst
+language, paraphrase, traps, unanswerable questions), never the engine. This script turns them into
+`rag eval` suites, split into a development half (tuned on) and a held-out half (never tuned on):
+
+    python scripts/build_eval_suites.py          # writes evals/qa_dev.yaml, evals/qa_heldout.yaml, ...
+    python scripts/build_eval_suites.py --check  # exit 1 if the committed suites differ from what it would write
+
+It also reports the mean word overlap between each answerable question and its evidence (share of
+the question's content words, stemmed, that occur in the evidence), the measure the offline-answers
+issue asks to keep at or below 0.85.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "evals" / "data"
+EVALS = ROOT / "evals"
+
+# Corpus-level split: a held-out corpus is one the engine was never tuned on. Each half has business
+# news, a public-sector or company document and real technical documentation.
+DEV = ["bank-news", "annual-report", "city-health", "tech-accounts", "airline-news"]
+HELDOUT = ["transit-public", "media-news", "energy-news", "tech-packaging", "pharma-news"]
+SEED = "seed-blind"  # split by question: odd numbers tune, even numbers are held out
+
+# Syndication lines ("Read more: ...", "The post ... appeared first on ...") are kept out of retrieval by
+# design: they link to other articles. Questions answered only from them expect a refusal.
+FROM_BOILERPLATE = {"seed-blind-15", "seed-blind-chat-05"}
+
+# Set just below the measured results of the offline engine (the closing note of the offline-answers issue
+# records them): a drop fails CI. They are floors, not the targets.
+THRESHOLDS = {
+    "qa_dev": {"min_pass_rate": 0.48, "min_answer_accuracy": 0.45, "min_refusal_recall": 0.54, "min_citation_validity": 1.0},
+    "qa_heldout": {"min_pass_rate": 0.41, "min_answer_accuracy": 0.38, "min_refusal_recall": 0.48,
+                   "min_citation_validity": 1.0},
+    "chat_dev": {"min_pass_rate": 0.14, "min_answer_accuracy": 0.4, "min_refusal_recall": 0.58, "min_citation_validity": 1.0},
+    "chat_heldout": {"min_pass_rate": 0.0, "min_answer_accuracy": 0.4, "min_refusal_recall": 0.4,
+                     "min_citation_validity": 1.0},
+    "qa_distractors": {"min_pass_rate": 0.42, "min_answer_accuracy": 0.35, "min_refusal_recall": 0.55,
+                       "min_citation_validity": 1.0},
+}
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((DATA / f"{name}.yaml").read_text(encoding="utf-8"))
+
+
+def _corpus_paths(name: str) -> list[str]:
+    return ["seeds/"] if name == SEED else [f"evals/corpora/{name}/"]
+
+
+def _source_glob(name: str) -> str:
+    return "seeds/" if name == SEED else f"{name}/"
+
+
+def _answer_asserts(item: dict, corpus: str) -> list:
+    if not item.get("answerable", True):
+        return [{"refused": True}]
+    out: list = [{"refused": False}]
+    for group in item.get("answers") or []:
+        alternatives = [str(a) for a in group]
+        out.append({"icontains-any": alternatives})
+        out.append({"cites-quote-containing-any": alternatives})
+    for wrong in item.get("wrong") or []:
+        out.append({"not-icontains": str(wrong)})
+    out.append({"cites-only": _source_glob(corpus)})
+    return out
+
+
+def _tags(item: dict) -> list[str]:
+    tags = [f"intent:{item['intent']}"] if item.get("intent") else []
+    tags += [f"style:{s}" for s in item.get("style") or []]
+    tags.append("answerable" if item.get("answerable", True) else "unanswerable")
+    return tags
+
+
+def _flip_boilerplate(item: dict) -> dict:
+    return {**item, "answerable": False, "missing": "answered only by a syndication link (boilerplate by design)"}
+
+
+def _seed_half(item_id: str, half: str) -> bool:
+    number = int(re.search(r"(\d+)$", item_id).group(1))
+    return (number % 2 == 1) == (half == "dev")
+
+
+def qa_cases(names: list[str], half: str) -> list[dict]:
+    cases = []
+    for name in names:
+        data = _load(name)
+        for q in data["questions"]:
+            if name == SEED and not _seed_half(q["id"], half):
+                continue
+            item = _flip_boilerplate(q) if q["id"] in FROM_BOILERPLATE else q
+            cases.append({"id": q["id"], "kind": "qa", "corpus": name, "question": q["question"],
+                          "tags": _tags(item), "assert": _answer_asserts(item, name)})
+    return cases
+
+
+def chat_cases(names: list[str], half: str) -> list[dict]:
+    cases = []
+    for name in names:
+        for conv in _load(name).get("conversations") or []:
+            if name == SEED and not _seed_half(conv["id"], half):
+                continue
+            turns = []
+            for turn in conv["turns"]:
+                item = _flip_boilerplate(turn) if conv["id"] in FROM_BOILERPLATE and turn.get("answerable") else turn
+                turns.append({"question": turn["question"], "assert": _answer_asserts(item, name)})
+            cases.append({"id": conv["id"], "kind": "chat", "corpus": name, "turns": turns})
+    return cases
+
+
+# ------------------------------------------------------------------ word overlap
+_WORD = re.compile(r"[^\W_]+")
+_STOP = set("""a an the and or but if of in on at by for from to with into about as is are was were be been being do does
+did has have had will would can could should may might must what which who whom whose when where why how this that
+these those it its they them their there here i you we he she his her our your my me us please tell explain briefly
+simple terms know like would could give list name say says said mention mentioned any some all more most much many
+not no yes so than then also just only very""".split())
+
+
+def overlap(question: str, evidence: list[str]) -> float | None:
+    import Stemmer
+
+    stem = Stemmer.Stemmer("english").stemWord
+    words = {stem(w) for w in _WORD.findall(question.lower()) if w not in _STOP and len(w) > 1}
+    if not words:
+        return None
+    have = {stem(w) for w in _WORD.findall(" ".join(evidence).lower())}
+    return len(words & have) / len(words)
+
+
+def overlap_report(names: list[str], half: str) -> tuple[float, int]:
+    values = []
+    for name in names:
+        data = _load(name)
+        items = [q for q in data["questions"] if name != SEED or _seed_half(q["id"], half)]
+        for conv in data.get("conversations") or []:
+            if name != SEED or _seed_half(conv["id"], half):
+                items += conv["turns"][:1]  # follow-ups lean on the conversation, not on their own words
+        for q in items:
+            if q.get("answerable", True) and q.get("evidence"):
+                value = overlap(q["question"], q["evidence"])
+                if value is not None:
+                    values.append(value)
+    return (sum(values) / len(values) if values else 0.0), len(values)
+
+
+# ------------------------------------------------------------------ suites
+def suite(name: str, description: str, corpora: dict[str, list[str]], cases: list[dict]) -> dict:
+    return {"name": name, "description": description, "corpora": corpora, "thresholds": THRESHOLDS[name], "cases": cases}
+
+
+def build() -> dict[str, dict]:
+    halves = {"dev": DEV + [SEED], "heldout": HELDOUT + [SEED]}
+    out = {}
+    for half, names in halves.items():
+        mean, n = overlap_report(names, half)
+        note = (f"Blind-written ({half} half; mean question/evidence word overlap {mean:.2f} over {n} answerable "
+                f"questions). Generated by scripts/build_eval_suites.py from evals/data/; edit those files, then re-run it.")
+        corpora = {n_: _corpus_paths(n_) for n_ in names}
+        out[f"qa_{half}"] = suite(f"qa_{half}", "Questions in analysts' own words. " + note, corpora, qa_cases(names, half))
+        out[f"chat_{half}"] = suite(f"chat_{half}", "Conversations with terse follow-ups. " + note, corpora,
+                                   chat_cases(names, half))
+    # Every question again, each corpus indexed together with 50 unrelated documents: no answer may come from them.
+    all_names = DEV + HELDOUT + [SEED]
+    mixed = {f"{n_}-distractors": _corpus_paths(n_) + ["evals/corpora/distractors/"] for n_ in all_names}
+    cases = [c | {"corpus": f"{c['corpus']}-distractors"}
+             for c in qa_cases(DEV + [SEED], "dev") + qa_cases(HELDOUT + [SEED], "heldout")]
+    out["qa_distractors"] = suite("qa_distractors", "Every blind-written question, each corpus indexed together with 50 "
+                                  "unrelated documents (evals/corpora/distractors/): citations must come from the "
+                                  "question's own corpus.", mixed, cases)
+    return out
+
+
+HEADER = "# Generated by scripts/build_eval_suites.py from evals/data/ (blind-written); do not edit by hand.\n"
+
+
+def render(data: dict) -> str:
+    return HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if a committed suite is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, data in build().items():
+        path = EVALS / f"{name}.yaml"
+        text = render(data)
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"{path.relative_to(ROOT)}: {len(data['cases'])} cases; {data['description'][:140]}")
+    if stale:
+        print(f"out of date: {', '.join(stale)} (run python scripts/build_eval_suites.py)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
