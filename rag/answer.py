@@ -19,6 +19,7 @@ from .errors import RagError
 from .grounding import CANNOT_ANSWER, MODEL_REFUSED, supported_reason, unsupported_sentences, unsupported_specifics, verify_citations
 from .index import IndexStore
 from .prompts import RenderedPrompt, render_prompt
+from .render import clean_text
 from .retrieve import retrieve
 from .tokens import get_encoding
 from .types import Answer, AnswerDraft, Usage
@@ -50,6 +51,10 @@ def prepare(question: str, *, store: IndexStore, settings: Settings, k: int | No
     overhead = _prompt_overhead(settings.encoding) + count(question)
     budget = settings.llm.context_window - (max_tokens or settings.llm.max_output_tokens) - overhead
     context = pack_context(hits, budget=max(0, budget), count=count)
+    pages = store.page_starts({c.chunk.doc_id for c in context}) if context else {}
+    if pages:  # paged documents (PDF): citations get the page their quote starts on
+        context = [c.model_copy(update={"page_starts": pages[c.chunk.doc_id]}) if c.chunk.doc_id in pages else c
+                   for c in context]
     prompt = render_prompt("answer", question=question, sources=[c.prompt_vars() for c in context], cannot_answer=CANNOT_ANSWER)
     return Prepared(question=question, context=context, prompt=prompt, started=started)
 
@@ -61,7 +66,8 @@ def finalize(prepared: Prepared, draft: AnswerDraft, *, backend: Backend, usage:
     only when it is about the question and the sources), and sentences that share too few key terms
     with the verified quotes are removed; an answer with nothing left is refused as ungrounded."""
     verified, dropped = verify_citations(draft.citations, prepared.context)
-    refused, reason, text, flags = draft.refused, draft.refusal_reason, draft.answer, []
+    # Answers read as prose; the source's line breaks and headings stay in the quotes, shown as written.
+    refused, reason, text, flags = draft.refused, draft.refusal_reason, clean_text(draft.answer), []
     checked = not backend.trusted_text
     if refused:
         verified = []

@@ -40,7 +40,7 @@ _FORMAT_MARKERS = ("response_format", "json_schema", "json_object", "schema")
 _MAX_REPAIR_ERRORS = 10
 
 
-_VERIFIED_ONLY = {"quote": ("start", "end"),  # Citation: the span is ours to find
+_VERIFIED_ONLY = {"quote": ("start", "end", "page"),  # Citation: the span and page are ours to find
                   "players": ("prompt", "backend", "model", "dropped_items"),  # StrategySummary provenance
                   "executive_summary": ("prompt", "backend", "model", "usage", "failures")}  # Briefing provenance
 
