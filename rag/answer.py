@@ -107,9 +107,9 @@ def finalize(prepared: Prepared, draft: AnswerDraft, *, backend: Backend, usage:
     )
 
 
-def _request(prepared: Prepared, max_tokens: int | None) -> GenerationRequest:
+def _request(prepared: Prepared, max_tokens: int | None, temperature: float | None = None) -> GenerationRequest:
     return GenerationRequest(task="answer", prompt=prepared.prompt, schema=AnswerDraft, max_tokens=max_tokens,
-                             inputs={"question": prepared.question, "context": prepared.context})
+                             temperature=temperature, inputs={"question": prepared.question, "context": prepared.context})
 
 
 def _no_context(prepared: Prepared, backend: Backend) -> Answer:
@@ -119,18 +119,19 @@ def _no_context(prepared: Prepared, backend: Backend) -> Answer:
 
 
 def ask(question: str, *, store: IndexStore, backend: Backend, settings: Settings, k: int | None = None,
-        source_glob: str | None = None, max_tokens: int | None = None) -> Answer:
+        source_glob: str | None = None, max_tokens: int | None = None, temperature: float | None = None) -> Answer:
     """Answer ``question`` from the index, verified; a refusal when the sources don't hold it."""
     prepared = prepare(question, store=store, settings=settings, k=k, source_glob=source_glob, max_tokens=max_tokens)
     if not prepared.context:
         return _no_context(prepared, backend)
-    gen = backend.generate(_request(prepared, max_tokens))
+    gen = backend.generate(_request(prepared, max_tokens, temperature))
     assert isinstance(gen.output, AnswerDraft)
     return finalize(prepared, gen.output, backend=backend, usage=gen.usage)
 
 
 def ask_stream(question: str, *, store: IndexStore, backend: Backend, settings: Settings, k: int | None = None,
-               source_glob: str | None = None, max_tokens: int | None = None) -> Iterator[str | Answer]:
+               source_glob: str | None = None, max_tokens: int | None = None,
+               temperature: float | None = None) -> Iterator[str | Answer]:
     """Yield answer text as it is generated (unverified), then the verified Answer."""
     prepared = prepare(question, store=store, settings=settings, k=k, source_glob=source_glob, max_tokens=max_tokens)
     if not prepared.context:
@@ -138,7 +139,7 @@ def ask_stream(question: str, *, store: IndexStore, backend: Backend, settings: 
         yield answer.answer
         yield answer
         return
-    for item in backend.stream(_request(prepared, max_tokens)):
+    for item in backend.stream(_request(prepared, max_tokens, temperature)):
         if isinstance(item, Generation):
             assert isinstance(item.output, AnswerDraft)
             yield finalize(prepared, item.output, backend=backend, usage=item.usage)
@@ -184,11 +185,12 @@ class Conversation:
 
 
 def chat_turn(conversation: Conversation, question: str, *, store: IndexStore, backend: Backend, settings: Settings,
-              k: int | None = None, source_glob: str | None = None, max_tokens: int | None = None) -> Iterator[str | Answer]:
+              k: int | None = None, source_glob: str | None = None, max_tokens: int | None = None,
+              temperature: float | None = None) -> Iterator[str | Answer]:
     """One chat turn: condense the follow-up, stream the answer, record it in the conversation."""
     standalone, condense_usage = conversation.standalone(question, backend)
     for item in ask_stream(standalone, store=store, backend=backend, settings=settings, k=k, source_glob=source_glob,
-                           max_tokens=max_tokens):
+                           max_tokens=max_tokens, temperature=temperature):
         if isinstance(item, Answer):
             item.question = question
             item.standalone_question = standalone if standalone != question else None

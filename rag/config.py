@@ -43,6 +43,9 @@ class ServerSettings(BaseModel):
                                                "its own address and localhost; '*' for any (behind a proxy that checks it).")
     allowed_origins: str = Field("", description="Comma-separated origins (scheme://host:port) allowed to change state "
                                                  "besides the server's own page.")
+    model_aliases: str = Field("", description="Comma-separated model names the OpenAI-compatible endpoint also accepts "
+                                               "for its one model `rag` (for clients that insist on a name, e.g. gpt-4o); "
+                                               "any other name gets 404 model_not_found.")
 
 
 class Settings(BaseSettings):

@@ -31,6 +31,7 @@ class GenerationRequest:
     schema: type[BaseModel] | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     max_tokens: int | None = None
+    temperature: float | None = None  # None: the configured RAG_LLM__TEMPERATURE
 
 
 @dataclass
