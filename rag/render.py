@@ -123,13 +123,16 @@ def clean_text(text: str) -> str:
 
     Quotes are shown as written; answers assembled from them read as text ("2.7 Thread Safety\nlibffi is
     not ..." becomes "libffi is not ...")."""
-    paragraphs = []
-    for para in re.split(r"\n[ \t\f\v\r]*\n", text):
-        lines = [ln.strip() for ln in para.splitlines() if ln.strip()]
-        while len(lines) > 1 and _is_heading_line(lines[0]):
-            lines.pop(0)
-        paragraphs.append(" ".join(lines))
-    return " ".join(" ".join(paragraphs).split())
+    paragraphs = [[ln.strip() for ln in para.splitlines() if ln.strip()] for para in re.split(r"\n[ \t\f\v\r]*\n", text)]
+    paragraphs = [lines for lines in paragraphs if lines]
+    kept = []
+    for i, lines in enumerate(paragraphs):
+        more_after = i + 1 < len(paragraphs)
+        # Only a paragraph's first lines can be headings: a short Title Case line mid-paragraph is wrapped prose.
+        while lines and _is_heading_line(lines[0]) and (len(lines) > 1 or more_after):
+            lines = lines[1:]
+        kept.append(" ".join(lines))
+    return " ".join(" ".join(kept).split())
 
 
 def quoted_in(answer: str, quote: str) -> bool:

@@ -160,3 +160,19 @@ def test_a_500_page_pdf_is_indexed_whole(tmp_path: Path) -> None:
 def test_unreadable_word_files_are_skipped_with_a_reason(raw: bytes, reason: str) -> None:
     events = list(read_bytes(raw, ".docx", "bad.docx"))
     assert len(events) == 1 and isinstance(events[0], Skipped) and reason in events[0].reason
+
+
+def test_a_pdf_uploaded_over_http_is_cited_with_its_page(corpus: Path, tmp_path: Path) -> None:
+    from test_server import ThreadServer, index_seeds, make_settings
+
+    index = tmp_path / "served.db"
+    index_seeds(index)
+    with ThreadServer(make_settings(index)) as srv, srv.client(headers={"X-Requested-With": "rag"}) as client:
+        pdf = (corpus / "annual.pdf").read_bytes()
+        uploaded = client.post("/v1/documents", files={"file": ("annual report.pdf", pdf, "application/pdf")})
+        assert uploaded.status_code == 201, uploaded.text
+        locked = client.post("/v1/documents", files={"file": ("locked.pdf", (corpus / "locked.pdf").read_bytes(), "application/pdf")})
+        answer = client.post("/v1/ask", json={"question": PAGE_3_QUESTION}).json()
+    assert locked.status_code == 422 and "encrypted PDF" in locked.json()["error"]["message"]
+    cite = answer["citations"][0]
+    assert cite["source"] == "uploads/annual_report.pdf" and cite["page"] == 3 and cite["quote"] == PAGE_3_QUOTE

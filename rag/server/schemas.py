@@ -36,7 +36,8 @@ class SearchBody(_Body):
 
 
 class DocumentBody(_Body):
-    filename: str = Field(min_length=1, max_length=255, description="Used for the type (.txt .md .html .jsonl) and the id.")
+    filename: str = Field(min_length=1, max_length=255, description="Used for the type (.txt .md .rst .html .jsonl) and "
+                          "the id; send .pdf and .docx files as multipart uploads.")
     content: str = Field(description="The file's text.")
 
 
