@@ -140,3 +140,21 @@ def test_output_files_get_the_umask_mode(seeded_index: Path, tmp_path: Path) -> 
     files = [tmp_path / "out" / "briefing.md", tmp_path / "out" / "briefing.json", *(tmp_path / "out" / "summaries").iterdir()]
     assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o644 for f in files), \
         {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files}
+
+
+def test_answers_read_as_clean_text_while_quotes_keep_the_source_lines(tmp_path: Path) -> None:
+    docs = tmp_path / "manual"
+    docs.mkdir()
+    (docs / "ffi.txt").write_text(
+        "libffi manual\n\n2.7 Thread Safety\nlibffi is not thread safe, and callers must hold a lock\n"
+        "around every closure allocation.\n\n2.8 Portability\nIt runs on many architectures.\n", encoding="utf-8")
+    assert run_cli("index", str(docs)).returncode == 0
+    result = run_cli("ask", "Is libffi thread safe?", "--json")
+    answer = json.loads(result.stdout)
+    assert not answer["refused"], answer
+    assert "\n" not in answer["answer"] and "2.7" not in answer["answer"]
+    assert answer["answer"].startswith("libffi is not thread safe, and callers must hold a lock around every closure")
+    quote = answer["citations"][0]["quote"]
+    assert "\n" in quote  # as written in the source
+    shown = run_cli("ask", "Is libffi thread safe?").stdout
+    assert shown.count("callers must hold a lock") == 1 and "(quoted above)" in shown
