@@ -19,6 +19,7 @@ from .errors import RagError
 from .grounding import CANNOT_ANSWER, MODEL_REFUSED, supported_reason, unsupported_sentences, unsupported_specifics, verify_citations
 from .index import IndexStore
 from .prompts import RenderedPrompt, render_prompt
+from .render import clean_text
 from .retrieve import retrieve
 from .tokens import get_encoding
 from .types import Answer, AnswerDraft, Usage
@@ -50,6 +51,10 @@ def prepare(question: str, *, store: IndexStore, settings: Settings, k: int | No
     overhead = _prompt_overhead(settings.encoding) + count(question)
     budget = settings.llm.context_window - (max_tokens or settings.llm.max_output_tokens) - overhead
     context = pack_context(hits, budget=max(0, budget), count=count)
+    pages = store.page_starts({c.chunk.doc_id for c in context}) if context else {}
+    if pages:  # paged documents (PDF): citations get the page their quote starts on
+        context = [c.model_copy(update={"page_starts": pages[c.chunk.doc_id]}) if c.chunk.doc_id in pages else c
+                   for c in context]
     prompt = render_prompt("answer", question=question, sources=[c.prompt_vars() for c in context], cannot_answer=CANNOT_ANSWER)
     return Prepared(question=question, context=context, prompt=prompt, started=started)
 
@@ -61,7 +66,8 @@ def finalize(prepared: Prepared, draft: AnswerDraft, *, backend: Backend, usage:
     only when it is about the question and the sources), and sentences that share too few key terms
     with the verified quotes are removed; an answer with nothing left is refused as ungrounded."""
     verified, dropped = verify_citations(draft.citations, prepared.context)
-    refused, reason, text, flags = draft.refused, draft.refusal_reason, draft.answer, []
+    # Answers read as prose; the source's line breaks and headings stay in the quotes, shown as written.
+    refused, reason, text, flags = draft.refused, draft.refusal_reason, clean_text(draft.answer), []
     checked = not backend.trusted_text
     if refused:
         verified = []
@@ -101,9 +107,9 @@ def finalize(prepared: Prepared, draft: AnswerDraft, *, backend: Backend, usage:
     )
 
 
-def _request(prepared: Prepared, max_tokens: int | None) -> GenerationRequest:
+def _request(prepared: Prepared, max_tokens: int | None, temperature: float | None = None) -> GenerationRequest:
     return GenerationRequest(task="answer", prompt=prepared.prompt, schema=AnswerDraft, max_tokens=max_tokens,
-                             inputs={"question": prepared.question, "context": prepared.context})
+                             temperature=temperature, inputs={"question": prepared.question, "context": prepared.context})
 
 
 def _no_context(prepared: Prepared, backend: Backend) -> Answer:
@@ -113,18 +119,19 @@ def _no_context(prepared: Prepared, backend: Backend) -> Answer:
 
 
 def ask(question: str, *, store: IndexStore, backend: Backend, settings: Settings, k: int | None = None,
-        source_glob: str | None = None, max_tokens: int | None = None) -> Answer:
+        source_glob: str | None = None, max_tokens: int | None = None, temperature: float | None = None) -> Answer:
     """Answer ``question`` from the index, verified; a refusal when the sources don't hold it."""
     prepared = prepare(question, store=store, settings=settings, k=k, source_glob=source_glob, max_tokens=max_tokens)
     if not prepared.context:
         return _no_context(prepared, backend)
-    gen = backend.generate(_request(prepared, max_tokens))
+    gen = backend.generate(_request(prepared, max_tokens, temperature))
     assert isinstance(gen.output, AnswerDraft)
     return finalize(prepared, gen.output, backend=backend, usage=gen.usage)
 
 
 def ask_stream(question: str, *, store: IndexStore, backend: Backend, settings: Settings, k: int | None = None,
-               source_glob: str | None = None, max_tokens: int | None = None) -> Iterator[str | Answer]:
+               source_glob: str | None = None, max_tokens: int | None = None,
+               temperature: float | None = None) -> Iterator[str | Answer]:
     """Yield answer text as it is generated (unverified), then the verified Answer."""
     prepared = prepare(question, store=store, settings=settings, k=k, source_glob=source_glob, max_tokens=max_tokens)
     if not prepared.context:
@@ -132,7 +139,7 @@ def ask_stream(question: str, *, store: IndexStore, backend: Backend, settings: 
         yield answer.answer
         yield answer
         return
-    for item in backend.stream(_request(prepared, max_tokens)):
+    for item in backend.stream(_request(prepared, max_tokens, temperature)):
         if isinstance(item, Generation):
             assert isinstance(item.output, AnswerDraft)
             yield finalize(prepared, item.output, backend=backend, usage=item.usage)
@@ -178,11 +185,12 @@ class Conversation:
 
 
 def chat_turn(conversation: Conversation, question: str, *, store: IndexStore, backend: Backend, settings: Settings,
-              k: int | None = None, source_glob: str | None = None, max_tokens: int | None = None) -> Iterator[str | Answer]:
+              k: int | None = None, source_glob: str | None = None, max_tokens: int | None = None,
+              temperature: float | None = None) -> Iterator[str | Answer]:
     """One chat turn: condense the follow-up, stream the answer, record it in the conversation."""
     standalone, condense_usage = conversation.standalone(question, backend)
     for item in ask_stream(standalone, store=store, backend=backend, settings=settings, k=k, source_glob=source_glob,
-                           max_tokens=max_tokens):
+                           max_tokens=max_tokens, temperature=temperature):
         if isinstance(item, Answer):
             item.question = question
             item.standalone_question = standalone if standalone != question else None

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import re
-import tempfile
+import secrets
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -179,7 +179,7 @@ def summarize_document(doc_id: str, *, store: SQLiteIndex, runner: Runner) -> tu
         used += c.n_tokens + 12
     parts, usage, ref = [], Usage(), None
     for batch in batches:
-        context = context_from_chunks(batch, source=doc.source, title=doc.title)
+        context = context_from_chunks(batch, source=doc.source, title=doc.title, page_starts=doc.pages)
         prompt = render_prompt("summary", doc_id=doc.id, title=doc.title, sources=[c.prompt_vars() for c in context])
         ref = prompt.ref
         gen = runner.generate(GenerationRequest(task="summary", prompt=prompt, schema=StrategySummary, max_tokens=runner.max_tokens,
@@ -196,7 +196,9 @@ def summarize_document(doc_id: str, *, store: SQLiteIndex, runner: Runner) -> tu
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temp file in the same directory and rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not mkstemp: its files are 0600. Opened with 0666 the file gets the umask's mode, like any other output.
+    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

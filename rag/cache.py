@@ -131,7 +131,8 @@ class CachedBackend(Backend):
 
     def key(self, request: GenerationRequest) -> str:
         llm = self.settings.llm
-        return cache_key(self.name, self.model, request, temperature=llm.temperature, max_tokens=llm.max_output_tokens)
+        temperature = llm.temperature if request.temperature is None else request.temperature
+        return cache_key(self.name, self.model, request, temperature=temperature, max_tokens=llm.max_output_tokens)
 
     def generate(self, request: GenerationRequest) -> Generation:
         key = self.key(request)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from pydantic import BaseModel
 
 from .errors import RagError
 from .normalize import clean_input
-from .render import answer_text as render_answer, terminal_safe
+from .render import answer_text as render_answer, page_label, quoted_in, terminal_safe
 
 EPILOG = "Settings come from RAG_* environment variables (see README); options override them."
 MAX_K = 1000
@@ -129,7 +130,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             print(terminal_safe(f"skipped: {s.source}: {s.reason}"), file=sys.stderr)
         print(
             f"Indexed {report.indexed} new, {report.replaced} changed, {report.unchanged} unchanged, "
-            f"{report.pruned} pruned, {len(report.skipped)} skipped; {report.chunks} chunks written to {settings.index}"
+            f"{report.pruned} pruned, {len(report.skipped)} skipped, {len(report.warnings)} warning(s); "
+            f"{report.chunks} chunks written to {settings.index}"
         )
     return 0
 
@@ -201,6 +203,33 @@ CHAT_HELP = """Commands: /sources (citations of the last answer), /reset (forget
 Ctrl-C cancels the current answer; Ctrl-D exits."""
 
 
+def _chat_command(line: str, conversation: Any, save: Callable[[], None], *, as_json: bool) -> bool:
+    """A slash command, the same on a terminal and on a pipe; True when it ends the chat (/exit)."""
+    from .render import sources_text
+
+    command = line.split()[0].lower()
+    if command in {"/exit", "/quit"}:
+        return True
+    last = conversation.last_answer
+    if command == "/reset":
+        conversation.reset()
+        save()
+        reply: dict[str, Any] = {"command": "/reset", "message": "Conversation reset."}
+    elif command == "/sources":
+        cites = last.citations if last else []
+        text = sources_text(cites) if cites else "No sources for the last answer."
+        reply = {"command": "/sources", "citations": [c.model_dump(mode="json") for c in cites], "message": text}
+    elif command == "/help":
+        reply = {"command": "/help", "message": CHAT_HELP}
+    else:
+        reply = {"command": command, "error": f"unknown command {command}", "message": f"Unknown command {command}. {CHAT_HELP}"}
+    if as_json:
+        print(_json_text(reply, indent=None), flush=True)
+    else:
+        print(reply["message"], flush=True)
+    return False
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from .answer import Conversation, chat_turn
     from .sessions import SQLiteSessions
@@ -223,6 +252,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
             question = clean_input(line).strip()
             if not question:
                 continue
+            if question.startswith("/"):
+                done = _chat_command(question, conversation, save, as_json=args.json)
+                if done:
+                    return status
+                continue
             try:
                 answer = [i for i in chat_turn(conversation, question, **options) if isinstance(i, Answer)][-1]
             except RagError as err:
@@ -233,7 +267,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
             if args.json:
                 print(_json_text(answer, indent=None), flush=True)
             else:
-                cites = " ".join(f"[{i}] {c.source}: \"{' '.join(c.quote.split())}\"" for i, c in enumerate(answer.citations, 1))
+                cites = " ".join(f"[{i}] {c.source}{page_label(c)}" + ("" if quoted_in(answer.answer, c.quote) else
+                                 f": \"{' '.join(c.quote.split())}\"") for i, c in enumerate(answer.citations, 1))
                 print(" ".join(answer.answer.split()) + (f"  {cites}" if cites else ""), flush=True)
         return status
 
@@ -254,18 +289,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not question:
             continue
         if question.startswith("/"):
-            command = question.split()[0].lower()
-            if command in {"/exit", "/quit"}:
+            if _chat_command(question, conversation, save, as_json=False):
                 return 0
-            if command == "/reset":
-                conversation.reset()
-                save()
-                print("Conversation reset.")
-            elif command == "/sources":
-                last = conversation.last_answer
-                print(render_answer(last).split("\n\n", 1)[-1] if last and last.citations else "No sources for the last answer.")
-            else:
-                print(CHAT_HELP)
             continue
         try:
             streamed = ""
@@ -356,7 +381,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if not Path(settings.index).exists():
-        raise RagError(f"no index at {settings.index}", hint="create it with `rag index PATHS`")
+        raise RagError(f"no index at {settings.index}", hint="create it with `rag index PATHS`, or pass --index")
     before = SQLiteIndex.peek_version(settings.index)
     SQLiteIndex(settings.index, create=True).close()
     result = {"index": str(settings.index), "schema_version_before": before, "schema_version": SCHEMA_VERSION}
@@ -415,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="rag", description="Grounded Q&A, strategy summaries and briefings over your documents.", epilog=EPILOG,
     )
-    parser.add_argument("--index", type=Path, help="index file (default .rag/index.db, or RAG_INDEX)")
+    parser.add_argument("--index", type=Path, help="index file (default .rag/index.db, RAG_HOME/index.db when RAG_HOME is set, or RAG_INDEX)")
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"rag {__version__}")
@@ -423,13 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help: str, description: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=description or help, epilog=EPILOG)
-        p.add_argument("--index", type=Path, default=argparse.SUPPRESS, help="index file (default .rag/index.db, or RAG_INDEX)")
+        p.add_argument("--index", type=Path, default=argparse.SUPPRESS, help="index file (default .rag/index.db, RAG_HOME/index.db when RAG_HOME is set, or RAG_INDEX)")
         p.add_argument("--json", action="store_true", help="machine-readable JSON output")
         p.set_defaults(fn=fn)
         return p
 
     p = add("index", cmd_index, "index files and directories (default: seeds/)",
-            "Ingest .txt/.md/.html/.jsonl files, chunk them and write the index in one transaction. "
+            "Ingest .txt/.md/.rst/.html/.jsonl/.pdf/.docx files, chunk them and write the index in one transaction. "
             "Unchanged documents are skipped; bad files are reported and skipped.")
     p.add_argument("paths", nargs="*", help="files or directories (default: seeds/)")
     p.add_argument("--prune", action="store_true", help="remove indexed documents whose files are gone")
@@ -514,6 +539,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except sqlite3.Error as err:  # a damaged index or one changed behind our back
+        print(f"rag: error: the index cannot be read: {terminal_safe(str(err))} (rebuild it with `rag index` into a new "
+              f"--index file, or run `rag migrate`)", file=sys.stderr)
+        return 1
     except OSError as err:  # writing an output file: a full disk, a read-only directory, a missing folder
         where = f" {err.filename}" if err.filename else ""
         print(f"rag: error: cannot write{where}: {err.strerror or err}", file=sys.stderr)

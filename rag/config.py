@@ -43,12 +43,19 @@ class ServerSettings(BaseModel):
                                                "its own address and localhost; '*' for any (behind a proxy that checks it).")
     allowed_origins: str = Field("", description="Comma-separated origins (scheme://host:port) allowed to change state "
                                                  "besides the server's own page.")
+    model_aliases: str = Field("", description="Comma-separated model names the OpenAI-compatible endpoint also accepts "
+                                               "for its one model `rag` (for clients that insist on a name, e.g. gpt-4o); "
+                                               "any other name gets 404 model_not_found.")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="ignore", populate_by_name=True)
 
-    index: Path = Field(Path(".rag/index.db"), description="Index file (SQLite). Also --index.")
+    home: Path | None = Field(None, description="One directory for all state: the default index is HOME/index.db, "
+                                                "with the response cache and briefing jobs beside it. Default: none "
+                                                "(state in ./.rag/, per project).")
+    index: Path = Field(Path(".rag/index.db"), description="Index file (SQLite); default .rag/index.db, or "
+                                                           "RAG_HOME/index.db when RAG_HOME is set. Also --index.")
     encoding: str = Field("cl100k_base", description="tiktoken encoding used for chunking and budgets.")
     backend: Literal["offline", "openai"] | None = Field(
         None, description="Generation backend; default: openai when OPENAI_API_KEY is set, else offline."
@@ -74,6 +81,10 @@ class Settings(BaseSettings):
     def _pick_backend(self) -> "Settings":
         if self.backend is None:
             self.backend = "openai" if self.api_key else "offline"
+        if self.home is not None:
+            self.home = self.home.expanduser()
+            if "index" not in self.model_fields_set:  # --index and RAG_INDEX win over RAG_HOME
+                self.index = self.home / "index.db"
         return self
 
     @property
@@ -103,5 +114,7 @@ def describe_settings(settings: Settings) -> list[tuple[str, str, object, str]]:
             continue
         env = {"api_key": "OPENAI_API_KEY", "base_url": "OPENAI_BASE_URL"}.get(name, f"RAG_{name.upper()}")
         shown = "(set)" if isinstance(value, SecretStr) else value
+        if name == "cache_path" and value is None:
+            shown = settings.resolved_cache_path  # where the cache really is (beside the index)
         rows.append((name, env, shown, field.description or ""))
     return rows

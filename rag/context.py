@@ -19,6 +19,7 @@ class ContextChunk(BaseModel):
     chunk: Chunk
     source: str
     title: str = ""
+    page_starts: list[int] | None = None  # where each page of the chunk's document starts (PDF)
 
     def prompt_vars(self) -> dict[str, str]:
         # Escaping is the template engine's job (rag.prompts.neutralize / attr), for every value alike.
@@ -38,5 +39,7 @@ def pack_context(hits: Sequence[Hit], *, budget: int, count: Callable[[str], int
     return packed
 
 
-def context_from_chunks(chunks: Sequence[Chunk], *, source: str, title: str = "") -> list[ContextChunk]:
-    return [ContextChunk(id=f"S{i + 1}", chunk=c, source=source, title=title) for i, c in enumerate(chunks)]
+def context_from_chunks(chunks: Sequence[Chunk], *, source: str, title: str = "",
+                        page_starts: list[int] | None = None) -> list[ContextChunk]:
+    return [ContextChunk(id=f"S{i + 1}", chunk=c, source=source, title=title, page_starts=page_starts)
+            for i, c in enumerate(chunks)]

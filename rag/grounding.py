@@ -9,6 +9,7 @@ always what the source says.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 
 from .context import ContextChunk
@@ -70,8 +71,16 @@ def verify_citations(citations: Iterable[Citation], context: Sequence[ContextChu
         if (ctx.chunk.id, start, end) in seen:
             continue
         seen.add((ctx.chunk.id, start, end))
-        verified.append(Citation(source=ctx.source, chunk_id=ctx.chunk.id, quote=quote, start=start, end=end))
+        verified.append(Citation(source=ctx.source, chunk_id=ctx.chunk.id, quote=quote, start=start, end=end,
+                                 page=page_of(start, ctx.page_starts)))
     return verified, dropped
+
+
+def page_of(offset: int, page_starts: Sequence[int] | None) -> int | None:
+    """The 1-based page holding character ``offset``, given where each page starts; None for unpaged text."""
+    if not page_starts:
+        return None
+    return max(1, bisect_right(page_starts, offset))
 
 
 _NAME = re.compile(r"\b[A-Z][\w'’&-]*(?:\s+(?:[A-Z][\w'’&-]*|of|de|van|von)\b)*")

@@ -42,6 +42,7 @@ class IndexStore(Protocol):
     def generation(self) -> int: ...
     def get_chunks(self, ids: Iterable[str]) -> list[Chunk]: ...
     def get_document(self, doc_id: str) -> Document | None: ...
+    def page_starts(self, doc_ids: Iterable[str]) -> dict[str, list[int]]: ...
     def list_documents(self) -> list[dict[str, object]]: ...
     def stats(self) -> dict[str, object]: ...
 
@@ -96,11 +97,22 @@ def _m3_owners(db: sqlite3.Connection) -> None:
     _run_script(db, "ALTER TABLE documents ADD COLUMN owner TEXT; ALTER TABLE jobs ADD COLUMN owner TEXT")
 
 
-def _m4_vectors(db: sqlite3.Connection) -> None:
+def _has_column(db: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})"))
+
+
+def _m4_pages(db: sqlite3.Connection) -> None:
+    """Where each page of a paged document (PDF) starts in its text: a JSON list of offsets, NULL when unpaged."""
+    if not _has_column(db, "documents", "pages"):  # idempotent: a development index may have it already
+        _run_script(db, "ALTER TABLE documents ADD COLUMN pages TEXT")
+
+
+def _m5_vectors(db: sqlite3.Connection) -> None:
     """Chunk vectors (float16, the offline embedder's) for the semantic retrieval channel, and a generation
     number bumped by every write that changes documents, so readers can cache what they derive from them."""
+    _m4_pages(db)  # an index from a development build numbered these two the other way round
     _run_script(db, """
-        CREATE TABLE chunk_vectors (
+        CREATE TABLE IF NOT EXISTS chunk_vectors (
             chunk INTEGER PRIMARY KEY REFERENCES chunks(rowid) ON DELETE CASCADE, vector BLOB NOT NULL
         );
         INSERT OR IGNORE INTO meta VALUES ('generation', '0')
@@ -108,7 +120,7 @@ def _m4_vectors(db: sqlite3.Connection) -> None:
 
 
 # chunks_fts is contentless: chunk text is derived from documents.text by span, so it is stored once.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_base, _m2_sessions_jobs, _m3_owners, _m4_vectors]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_base, _m2_sessions_jobs, _m3_owners, _m4_pages, _m5_vectors]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _CHUNK_COLS = "c.id, c.doc_id, c.ordinal, c.start, c.\"end\", c.n_tokens, substr(d.text, c.start + 1, c.\"end\" - c.start)"
@@ -143,6 +155,14 @@ def embed_chunks(chunks: Sequence[Chunk]) -> np.ndarray:
 def document_key(doc: Document, chunker: Chunker) -> str:
     """What decides whether a stored document is current: its content, the chunker and the embedder."""
     return f"{doc.sha256}:{chunker.fingerprint}:{EMBED_MODEL}"
+
+
+def _pages(raw: str | None) -> list[int] | None:
+    try:
+        pages = json.loads(raw) if raw else None
+    except ValueError:
+        return None  # a damaged page list costs page numbers, never the answer
+    return [int(p) for p in pages] if isinstance(pages, list) and all(isinstance(p, int) for p in pages) else None
 
 
 def fts_expression(terms: list[str]) -> str:
@@ -387,10 +407,11 @@ class SQLiteIndex:
     def put_document(self, doc: Document, chunks: list[Chunk], key: str, *, owner: str | None = None) -> None:
         self.delete_document(doc.id)
         self.db.execute(
-            "INSERT INTO documents (id, source, title, date, url, sha256, key, text, boilerplate, n_tokens, indexed_at, owner) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents (id, source, title, date, url, sha256, key, text, boilerplate, n_tokens, indexed_at, owner, pages) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (doc.id, doc.source, doc.title, doc.date, doc.url, doc.sha256, key, doc.text,
-             json.dumps([[s.start, s.end] for s in doc.boilerplate]), sum(c.n_tokens for c in chunks), time.time(), owner),
+             json.dumps([[s.start, s.end] for s in doc.boilerplate]), sum(c.n_tokens for c in chunks), time.time(), owner,
+             None if doc.pages is None else json.dumps(doc.pages)),
         )
         vectors = embed_chunks(chunks)
         for c, vector in zip(chunks, vectors):
@@ -531,7 +552,7 @@ class SQLiteIndex:
 
     def get_document(self, doc_id: str) -> Document | None:
         row = self.db.execute(
-            "SELECT id, source, title, text, sha256, date, url, boilerplate FROM documents WHERE id = ?", (doc_id,)
+            "SELECT id, source, title, text, sha256, date, url, boilerplate, pages FROM documents WHERE id = ?", (doc_id,)
         ).fetchone()
         if not row:
             return None
@@ -540,7 +561,14 @@ class SQLiteIndex:
         except (ValueError, TypeError) as err:
             raise IndexStoreError(f"the index {self.path} is damaged: document {doc_id!r} has an unreadable boilerplate record",
                                   hint="re-index that document (`rag index` on its file) or rebuild the index") from err
-        return Document(id=row[0], source=row[1], title=row[2], text=row[3], sha256=row[4], date=row[5], url=row[6], boilerplate=spans)
+        return Document(id=row[0], source=row[1], title=row[2], text=row[3], sha256=row[4], date=row[5], url=row[6], boilerplate=spans,
+                        pages=_pages(row[8]))
+
+    def page_starts(self, doc_ids: Iterable[str]) -> dict[str, list[int]]:
+        """Page start offsets of the paged documents among ``doc_ids`` (unpaged ones are left out)."""
+        ids = list(doc_ids)
+        rows = self.db.execute(f"SELECT id, pages FROM documents WHERE pages IS NOT NULL AND id IN ({','.join('?' * len(ids))})", ids)
+        return {doc_id: pages for doc_id, raw in rows if (pages := _pages(raw))}
 
     def list_documents(self) -> list[dict[str, object]]:
         rows = self.db.execute(

@@ -19,10 +19,11 @@ from pathlib import Path
 from .errors import IngestError
 from .types import Document, Span
 
-TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}  # reStructuredText is plain text with underlined headings
 HTML_SUFFIXES = {".html", ".htm"}
 JSONL_SUFFIXES = {".jsonl"}
-SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
+DOCUMENT_SUFFIXES = {".pdf", ".docx"}  # binary formats, read by rag.readers
+SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | DOCUMENT_SUFFIXES
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 
 _BOILERPLATE = [
@@ -70,10 +71,13 @@ def boilerplate_spans(text: str) -> list[Span]:
     return spans
 
 
+_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+_.:])\1+$")  # reStructuredText title over/underlines
+
+
 def _title_of(text: str) -> str:
     for line in text.splitlines():
         line = line.strip().lstrip("#").strip()
-        if line:
+        if line and not _ADORNMENT.match(line):
             return line if len(line) <= 120 else line[:117].rstrip() + "..."
     return ""
 
@@ -83,10 +87,10 @@ def _sha(text: str) -> str:
 
 
 def make_document(text: str, *, doc_id: str, source: str, title: str | None = None,
-                  date: str | None = None, url: str | None = None) -> Document:
+                  date: str | None = None, url: str | None = None, pages: list[int] | None = None) -> Document:
     return Document(
         id=doc_id, source=source, title=title or _title_of(text), text=text, sha256=_sha(text),
-        date=date, url=url, boilerplate=boilerplate_spans(text),
+        date=date, url=url, boilerplate=boilerplate_spans(text), pages=pages,
     )
 
 
@@ -230,6 +234,9 @@ def read_bytes(raw: bytes, suffix: str, source: str) -> Iterator[Event]:
     if not raw.strip():
         yield Skipped(source, "empty file")
         return
+    if suffix in DOCUMENT_SUFFIXES:
+        yield from _read_document(raw, suffix, source)
+        return
     if _looks_binary(raw):
         yield Skipped(source, "binary file")
         return
@@ -246,6 +253,23 @@ def read_bytes(raw: bytes, suffix: str, source: str) -> Iterator[Event]:
             yield Skipped(source, "HTML has no visible text")
             return
     yield make_document(text, doc_id=source, source=source, title=title or None, date=date)
+
+
+def _read_document(raw: bytes, suffix: str, source: str) -> Iterator[Event]:
+    """A PDF (text per page, page offsets kept) or a .docx (headings as '#' lines)."""
+    from .readers import read_docx, read_pdf
+
+    try:
+        extracted = read_pdf(raw) if suffix == ".pdf" else read_docx(raw)
+    except IngestError as err:
+        yield Skipped(source, str(err))
+        return
+    for message in extracted.warnings:
+        yield Warned(source, message)
+    if not extracted.text.strip():
+        yield Skipped(source, f"{suffix[1:].upper()} has no text")
+        return
+    yield make_document(extracted.text, doc_id=source, source=source, title=extracted.title or None, pages=extracted.pages)
 
 
 def special_kind(path: Path) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from .normalize import normalize
 from .types import Answer, Briefing, Citation, CitedItem, StrategySummary
 
 # ESC-introduced sequences (CSI ... final byte, OSC/DCS/APC/PM ... BEL or ST, two-character escapes),
@@ -44,7 +45,7 @@ class _Footnotes:
             key = (c.chunk_id, c.start, c.end)
             if key not in self.index:
                 self.index[key] = len(self.notes) + 1
-                self.notes.append(f'[^{self.index[key]}]: {md(c.source)}, chars {c.start}-{c.end}: "{md(c.quote)}"')
+                self.notes.append(f'[^{self.index[key]}]: {md(c.source)}{page_label(c)}, chars {c.start}-{c.end}: "{md(c.quote)}"')
             marks.append(f"[^{self.index[key]}]")
         return "".join(marks)
 
@@ -99,6 +100,73 @@ def briefing_markdown(briefing: Briefing) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+_TERMINAL_PUNCT = re.compile(r"[.!?:;,\"'\u201d\u2019)\]]$")
+_SECTION_NUMBER = re.compile(r"^(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)\s+\S")
+_SMALL_WORDS = frozenset("a an and as at but by for from in of on or the to vs with".split())
+
+
+def _is_heading_line(line: str) -> bool:
+    """A line that titles what follows: '# ...', '2.7 Thread Safety', 'Thread Safety' (short, Title Case, unpunctuated)."""
+    line = line.strip()
+    if line.startswith("#"):
+        return True
+    if not line or len(line) > 80 or _TERMINAL_PUNCT.search(line):
+        return False
+    if _SECTION_NUMBER.match(line):
+        return True
+    words = [w for w in re.findall(r"[^\W\d_][\w'\u2019-]*", line) if w.lower() not in _SMALL_WORDS]
+    return bool(words) and all(w[0].isupper() for w in words)
+
+
+def clean_text(text: str) -> str:
+    """Source text as prose: hard line breaks joined, heading lines that lead a paragraph dropped, one line.
+
+    Quotes are shown as written; answers assembled from them read as text ("2.7 Thread Safety\nlibffi is
+    not ..." becomes "libffi is not ...")."""
+    paragraphs = [[ln.strip() for ln in para.splitlines() if ln.strip()] for para in re.split(r"\n[ \t\f\v\r]*\n", text)]
+    paragraphs = [lines for lines in paragraphs if lines]
+    kept = []
+    for i, lines in enumerate(paragraphs):
+        more_after = i + 1 < len(paragraphs)
+        # Only a paragraph's first lines can be headings: a short Title Case line mid-paragraph is wrapped prose.
+        while lines and _is_heading_line(lines[0]) and (len(lines) > 1 or more_after):
+            lines = lines[1:]
+        kept.append(" ".join(lines))
+    return " ".join(" ".join(kept).split())
+
+
+def quoted_in(answer: str, quote: str) -> bool:
+    """True when ``answer`` already shows ``quote`` (perhaps without the heading lines it starts with).
+
+    The web page (app.js ``quotedIn``) applies the same rule, so both show such a quote once."""
+    said = normalize(answer)
+    lines = quote.split("\n")
+    for k, line in enumerate(lines):
+        rest = normalize(" ".join(lines[k:]))
+        if rest and rest in said:
+            return True
+        if len(line.strip()) > 80:
+            return False
+    return False
+
+
+def page_label(citation: Citation) -> str:
+    return f", p. {citation.page}" if citation.page is not None else ""
+
+
+def sources_text(citations: list[Citation], *, answer: str = "") -> str:
+    """Numbered sources; a quote is shown as written (its own line breaks), unless the answer already says it."""
+    lines = ["Sources:"]
+    for i, c in enumerate(citations, 1):
+        shown = bool(answer) and quoted_in(answer, c.quote)
+        lines.append(f"  [{i}] {c.source}{page_label(c)} (chunk {c.chunk_id.rsplit('#', 1)[-1]}, chars {c.start}-{c.end})"
+                     + ("  (quoted above)" if shown else ""))
+        if not shown:
+            quote = "\n       ".join(ln.strip() for ln in c.quote.strip().splitlines() if ln.strip())
+            lines.append(f"      \"{quote}\"")
+    return "\n".join(lines)
+
+
 def answer_text(answer: Answer) -> str:
     """An answer for a person: the text, warnings, then numbered citations with their quotes."""
     lines = [answer.answer]
@@ -108,8 +176,5 @@ def answer_text(answer: Answer) -> str:
     if answer.dropped_citations:
         lines.append(f"! {answer.dropped_citations} citation(s) dropped: quote not found in the cited source, or source not retrieved")
     if answer.citations:
-        lines += ["", "Sources:"]
-        for i, c in enumerate(answer.citations, 1):
-            lines.append(f"  [{i}] {c.source} (chunk {c.chunk_id.rsplit('#', 1)[-1]}, chars {c.start}-{c.end})")
-            lines.append(f"      \"{' '.join(c.quote.split())}\"")
+        lines += ["", sources_text(answer.citations, answer=answer.answer)]
     return "\n".join(lines)

@@ -27,6 +27,7 @@ class Document(BaseModel):
     date: str | None = None
     url: str | None = None
     boilerplate: list[Span] = Field(default_factory=list)
+    pages: list[int] | None = Field(None, description="Offset in ``text`` where each page starts (PDF); None when unpaged.")
 
 
 class Chunk(BaseModel):
@@ -91,6 +92,7 @@ class Citation(_Strict):
     quote: str = Field(description="Verbatim quote from that chunk.")
     start: int | None = Field(None, description="Verified character offset in the original document.")
     end: int | None = Field(None, description="Verified end offset (exclusive).")
+    page: int | None = Field(None, description="Page (1-based) where the quote starts, for paged documents (PDF).")
 
 
 class AnswerDraft(_Strict):

@@ -108,7 +108,7 @@ def test_cli_ask_json_contract_and_human_output(seeded_index):
         assert key in data
     assert data["backend"] == "offline" and data["prompt"]["name"] == "answer" and len(data["prompt"]["hash"]) == 16
     cit = data["citations"][0]
-    assert set(cit) == {"source", "chunk_id", "quote", "start", "end"}
+    assert set(cit) == {"source", "chunk_id", "quote", "start", "end", "page"} and cit["page"] is None
     assert ARTICLE[cit["start"]:cit["end"]] == cit["quote"]
     human = run_cli("ask", "What is Walmart's model?")
     assert "Sources:" in human.stdout and "[1] seeds/" in human.stdout and cit["quote"] in human.stdout

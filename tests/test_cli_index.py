@@ -30,7 +30,7 @@ EXPECTED_SKIPS = {
     "messy/empty.txt": "empty file",
     "messy/feed.jsonl:2": "broken jsonl line: Expecting property name enclosed in double quotes",
     "messy/gone.txt": "unreadable: No such file or directory",
-    "messy/report.pdf": "unsupported file type .pdf",
+    "messy/report.pdf": "broken PDF (Data format error)",
 }
 
 
@@ -52,7 +52,7 @@ def test_index_text_summary_lists_skipped_files_on_stderr(messy_corpus: Path, in
     result = run_cli("index", str(messy_corpus))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
-        f"Indexed 4 new, 0 changed, 0 unchanged, 0 pruned, 5 skipped; {json.loads(run_cli('stats', '--json').stdout)['chunks']}"
+        f"Indexed 4 new, 0 changed, 0 unchanged, 0 pruned, 5 skipped, 1 warning(s); {json.loads(run_cli('stats', '--json').stdout)['chunks']}"
         f" chunks written to {index_path}"
     )
     lines = result.stderr.strip().splitlines()
@@ -67,7 +67,7 @@ def test_second_run_reports_unchanged(index_path: Path):
     assert run_cli("index", str(SEEDS)).returncode == 0
     result = run_cli("index", str(SEEDS))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("Indexed 0 new, 0 changed, 1 unchanged, 0 pruned, 0 skipped; 0 chunks written")
+    assert result.stdout.startswith("Indexed 0 new, 0 changed, 1 unchanged, 0 pruned, 0 skipped, 0 warning(s); 0 chunks written")
 
 
 def test_index_defaults_to_seeds(index_path: Path):

@@ -337,3 +337,80 @@ def test_blind_suites_are_in_sync_with_their_question_files():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_eval_suites.py"), "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------ xfail in the verdict; comparisons
+def test_the_verdict_says_how_many_cases_are_xfail_and_what_they_change(tmp_path: Path) -> None:
+    suite = tmp_path / "known.yaml"
+    suite.write_text(  # a known failure: the article does not name Costco's CEO, the case expects an answer
+        "name: known\ncorpora:\n  seed: [seeds/]\ncorpus: seed\nthresholds:\n  min_refusal_precision: 1.0\ncases:\n"
+        "  - id: refuse-ceo\n    kind: qa\n    question: Who is the CEO of Costco?\n    assert:\n      - refused: true\n"
+        "  - id: wished-for\n    kind: qa\n    question: Who is the CEO of Target?\n"
+        "    xfail: the article never names Target's CEO\n    assert:\n      - refused: false\n", encoding="utf-8")
+    result = run_cli("eval", str(suite))
+    assert result.returncode == 0, result.stderr
+    verdict = result.stdout.strip().splitlines()[-1]
+    xfails = sum(1 for line in result.stdout.splitlines() if line.lstrip().startswith("XFAIL"))
+    assert xfails and verdict.startswith(f"PASSED ({xfails} case(s) marked xfail, left out of the thresholds: ")
+    m = re.search(r"refusal precision (\d\.\d\d) with them, (\d\.\d\d) without", verdict)
+    assert m and float(m.group(1)) < float(m.group(2)) == 1.0, verdict
+    header = next(line for line in result.stdout.splitlines() if line.startswith("metrics"))
+    assert "all cases" in header and "without xfail" in header
+    report = json.loads(run_cli("eval", str(suite), "--json").stdout)
+    assert report["gated"]["xfail"] == 0 and report["metrics"]["xfail"] == xfails
+
+
+def _compare_suite(tmp_path: Path) -> Path:
+    suite = tmp_path / "cmp.yaml"
+    suite.write_text(
+        "name: cmp\ncorpora:\n  seed: [seeds/]\ncorpus: seed\nthresholds:\n  min_pass_rate: 1.0\ncases:\n"
+        "  - id: walmart\n    kind: qa\n    question: What is Walmart's model?\n"
+        "    assert:\n      - refused: false\n      - min-citations: 1\n"
+        "  - id: refuse-ceo\n    kind: qa\n    question: Who is the CEO of Costco?\n    assert:\n      - refused: true\n",
+        encoding="utf-8")
+    return suite
+
+
+def test_compare_backends_prints_one_table_of_cases_by_run_with_junit_and_markdown(fake_openai, tmp_path) -> None:
+    fake_openai.script([forever(Call(_fake_model))])
+    junit, markdown = tmp_path / "cmp.xml", tmp_path / "cmp.md"
+    env = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "sk-test"}
+    args = ("eval", str(_compare_suite(tmp_path)), "--compare", "offline", "openai:fake-model")
+    result = run_cli(*args, "--junit", str(junit), "--markdown", str(markdown), env=env)
+    assert result.returncode == 1, result.stderr  # the fake model answers the refusal case: below threshold
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.strip().startswith("case"))
+    assert "offline:extractive-v2" in header and "openai:fake-model" in header
+    row = next(line for line in lines if "cmp/refuse-ceo" in line)
+    assert row.startswith("*") and row.split()[-4:-2] == ["PASS", "1.00"] and "FAIL" in row
+    assert lines[-1] == "FAILED: openai:fake-model below thresholds"
+
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    assert [s.get("name") for s in suites] == ["offline:extractive-v2/cmp", "openai:fake-model/cmp"]
+    assert [len(s.findall("testcase")) for s in suites] == [2, 2]
+    assert suites[1].get("failures") == "1" and suites[0].get("failures") == "0"
+    md = markdown.read_text(encoding="utf-8")
+    assert "| case | kind | offline:extractive-v2 | openai:fake-model |" in md
+    assert "| **`cmp/refuse-ceo`** | **qa** | **PASS 1.00** |" in md
+
+    as_json = json.loads(run_cli(*args, "--json", env=env).stdout)
+    assert as_json["runs"] == ["offline:extractive-v2", "openai:fake-model"] and as_json["passed"] is False
+    assert [c["status"] for c in as_json["rows"][1]["cells"]] == ["pass", "fail"]
+
+
+def test_several_models_are_compared_too(fake_openai, tmp_path) -> None:
+    fake_openai.script([forever(Call(_fake_model))])
+    result = run_cli("eval", str(_compare_suite(tmp_path)), "--backend", "openai", "--model", "m-one", "--model", "m-two",
+                     "--json", env={"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "sk-test"})
+    assert json.loads(result.stdout)["runs"] == ["openai:m-one", "openai:m-two"]
+    assert {r.body["model"] for r in fake_openai.requests} == {"m-one", "m-two"}
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--compare", "offline", "bogus"), "--compare: unknown backend 'bogus'"),
+    (("--compare", "offline", "openai", "--baseline", "x.json"), "--baseline reports one run"),
+    (("--compare", "offline", "--model", "a", "--model", "b"), "not both"),
+])
+def test_bad_comparisons_are_one_line(tmp_path, extra, message) -> None:
+    result = run_cli("eval", str(_compare_suite(tmp_path)), *extra)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr

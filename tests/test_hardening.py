@@ -224,7 +224,8 @@ def test_read_only_commands_never_change_a_foreign_sqlite_file(tmp_path: Path) -
 def test_an_older_index_is_not_migrated_by_a_read_only_command(tmp_path: Path) -> None:
     index = _index_seed(tmp_path)
     db = sqlite3.connect(index)
-    for table in ("documents", "jobs"):  # the index as version 2 wrote it
+    db.execute("ALTER TABLE documents DROP COLUMN pages")  # the index as version 2 wrote it
+    for table in ("documents", "jobs"):
         db.execute(f"ALTER TABLE {table} DROP COLUMN owner")
     db.execute("DROP TABLE chunk_vectors")
     db.execute("DELETE FROM meta WHERE key = 'generation'")

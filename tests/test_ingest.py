@@ -122,13 +122,13 @@ def test_duplicate_jsonl_ids_are_skipped_not_overwritten(tmp_path: Path):
 
 # ------------------------------------------------------------------ bad files
 def test_unsupported_extension_is_skipped_with_reason(tmp_path: Path):
-    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4")
+    (tmp_path / "report.xlsx").write_bytes(b"PK\x03\x04")
     (tmp_path / "Makefile").write_text("all:\n", encoding="utf-8")
     (tmp_path / "ok.txt").write_text("Fine.", encoding="utf-8")
     evts = events(tmp_path)
     root = tmp_path.name
     assert skipped_of(evts) == {
-        f"{root}/report.pdf": "unsupported file type .pdf",
+        f"{root}/report.xlsx": "unsupported file type .xlsx",
         f"{root}/Makefile": "unsupported file type (none)",
     }
     assert [d.source for d in docs_of(evts)] == [f"{root}/ok.txt"]

@@ -154,6 +154,17 @@ def test_chat_page_and_assets_load_without_a_key(server: ThreadServer) -> None:
     assert style.status_code == 200 and "text/css" in style.headers["content-type"]
 
 
+def test_api_docs_pages_and_assets_are_served_locally(server: ThreadServer) -> None:
+    with server.client() as anonymous:
+        pages = [anonymous.get("/docs"), anonymous.get("/redoc")]
+        assets = [anonymous.get(f"/docs/assets/{name}") for name in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js")]
+    for page in pages:
+        assert page.status_code == 200 and "/docs/assets/" in page.text
+        assert "cdn" not in page.text and "fonts.googleapis" not in page.text
+        assert "img-src 'self' data:" in page.headers["content-security-policy"]
+    assert all(a.status_code == 200 and len(a.content) > 100_000 for a in assets)
+
+
 def test_openapi_docs_list_every_route_with_bearer_auth(server: ThreadServer) -> None:
     with server.client() as anonymous:
         assert anonymous.get("/docs").status_code == 200
@@ -380,7 +391,8 @@ def test_jsonl_upload_ids_stay_under_the_upload(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("filename, content, status, kind", [
-    ("report.pdf", b"%PDF-1.4 ...", 415, "unsupported_media_type"),
+    ("sheet.xlsx", b"PK\x03\x04 ...", 415, "unsupported_media_type"),
+    ("report.pdf", b"%PDF-1.4 ...", 422, "unusable_upload"),
     ("noextension", b"plain words", 415, "unsupported_media_type"),
     ("blob.txt", bytes(range(256)) * 4, 422, "unusable_upload"),
     ("empty.md", b"   \n", 422, "unusable_upload"),
@@ -518,7 +530,7 @@ def test_openai_sdk_with_a_wrong_key_gets_an_authentication_error(server: Thread
 def test_chat_completions_uses_earlier_turns_and_ends_streams_with_done(client: httpx.Client) -> None:
     messages = [{"role": "user", "content": KROGER}, {"role": "assistant", "content": "Kroger hired a former Walmart CEO."},
                 {"role": "user", "content": [{"type": "text", "text": "Why did it do that?"}]}]
-    with client.stream("POST", "/v1/chat/completions", json={"model": "anything", "messages": messages, "stream": True}) as r:
+    with client.stream("POST", "/v1/chat/completions", json={"model": "rag", "messages": messages, "stream": True}) as r:
         events = sse_events(r.iter_lines())
     assert events[-1] == ("message", "[DONE]")
     chunks = [json.loads(d) for _, d in events[:-1]]

@@ -6,6 +6,7 @@ from (for the offline engine), so both modes run the same pipeline and fill the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,6 +15,7 @@ from pydantic import BaseModel
 
 from ..errors import ConfigError
 from ..prompts import RenderedPrompt
+from ..render import clean_text
 from ..types import Usage
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ class GenerationRequest:
     schema: type[BaseModel] | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     max_tokens: int | None = None
+    temperature: float | None = None  # None: the configured RAG_LLM__TEMPERATURE
 
 
 @dataclass
@@ -56,13 +59,19 @@ class Backend:
         raise NotImplementedError
 
     def stream(self, request: GenerationRequest) -> Iterator[str | Generation]:
+        """An engine that does not stream still sends its answer in pieces (a word each), as a model would."""
         result = self.generate(request)
         if isinstance(result.output, BaseModel) and hasattr(result.output, "answer"):
-            yield str(result.output.answer)
+            yield from text_pieces(clean_text(str(result.output.answer)))
         yield result
 
     def close(self) -> None:
         return None
+
+
+def text_pieces(text: str) -> list[str]:
+    """``text`` cut after each run of whitespace: ``"".join(text_pieces(t)) == t``."""
+    return re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
 
 
 # Name -> "module:class", imported only when chosen (the offline path never imports the openai SDK).

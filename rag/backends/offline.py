@@ -143,6 +143,15 @@ def _with_context(chosen: list[Sentence], every: list[Sentence]) -> list[Sentenc
         if _ANAPHORA.search(s.text) and at > 0 and _adjacent(siblings[at - 1], s, every):
             out.append(siblings[at - 1])
         out.append(s)
+        # "... is no longer about carts and clicks." then "It is about who owns the rails ...": the contrast's other half.
+        if _CONTRAST.search(s.text) and at + 1 < len(siblings) and _PRONOUN_OPENING.match(siblings[at + 1].text) \
+                and _adjacent(s, siblings[at + 1], every):
+            out.append(siblings[at + 1])
+        # "The old story was a simple one: Amazon disrupted retail." then "Walmart defended it with ...": the
+        # colon opens an account the next sentence finishes, and that sentence leans on this one by a pronoun.
+        if _OPENS_ACCOUNT.search(s.text) and at + 1 < len(siblings) and len(siblings[at + 1].text) < 140 \
+                and _LEANS_BACK.search(siblings[at + 1].text) and _adjacent(s, siblings[at + 1], every):
+            out.append(siblings[at + 1])
         announces = s.text.rstrip().endswith(":") or _ANNOUNCES.search(s.text)
         if announces:
             for x in siblings[at + 1:at + 9]:
@@ -157,6 +166,10 @@ def _with_context(chosen: list[Sentence], every: list[Sentence]) -> list[Sentenc
 _ANNOUNCES = re.compile(r"\b(?:two|three|four|five|six|seven|eight|nine|ten|\d)\s+(?:\w+\s+)?(?:priorities|steps|"
                         r"changes|goals|points|reasons|routes|findings|recommendations|pillars|areas|options|ways|"
                         r"measures|risks|items|things|parts|principles|commitments|moves)\b", re.I)
+_CONTRAST = re.compile(r"\b(?:no longer|not only|rather than|instead of|isn't|is not|are not|aren't)\b", re.I)
+_PRONOUN_OPENING = re.compile(r"^\s*(?:it|this|that|they|these)\s+(?:is|are|was|were|has|have)\b", re.I)
+_OPENS_ACCOUNT = re.compile(r"\w:\s+\S")
+_LEANS_BACK = re.compile(r"\b(?:it|its|them|they|their)\b", re.I)
 _ORDINAL = re.compile(r"^\s*(?:first|second|third|fourth|fifth|sixth|finally|lastly|next|also)\b[,:]?", re.I)
 
 

@@ -261,14 +261,16 @@ _ROLE_ALTERNATIVES = {  # a generic role word, and the ways the press writes it
 
 
 _GENERIC_NOUNS = frozenset("""kind kinds type types sort sorts way ways part parts thing things one ones aspect aspects
-example examples form forms extent degree sense point points bit lot number amount""".split())
+example examples form forms extent degree sense point points bit lot number amount now today then currently
+recently lately still already yet ever again also here there""".split())
 _FOCUS = re.compile(r"^\s*(?i:what|which|how much|how many)\s+(?:(?i:kind|kinds|type|types|sort|sorts)\s+of\s+)?((?:[a-z][\w-]*\s+){0,2}?[a-z][\w-]*)\s+"
                     r"(?i:is|are|was|were|will|would|does|do|did|has|have|had|can|could|should|must|may|might|gets?|got)\b")
 
 
 _COPULA_FOCUS = re.compile(r"^\s*(?i:what|which)(?i:'s| is| was| are| were| will be)\s+(?:(?i:the|an?)\s+)?(?:[A-Z][\w&.\-]*(?:['’]s)?\s+)*"
                            r"((?:[a-z][\w-]*\s+){0,2}?[a-z][\w-]*)(?:\s+(?i:of|for|in|on|at|from|to|by|last|this|next|each|per|"
-                           r"that|which|under|over|between|with|among)\b|\s*[?,.]|\s*$)")
+                           r"that|which|under|over|between|with|among|about|like|against|into|during|after|before|"
+                           r"since|until|via|versus|now|today|then)\b|\s*[?,.]|\s*$)")
 
 
 def _focus(core: str, name_stems: set[str]) -> str | None:

@@ -40,7 +40,7 @@ _FORMAT_MARKERS = ("response_format", "json_schema", "json_object", "schema")
 _MAX_REPAIR_ERRORS = 10
 
 
-_VERIFIED_ONLY = {"quote": ("start", "end"),  # Citation: the span is ours to find
+_VERIFIED_ONLY = {"quote": ("start", "end", "page"),  # Citation: the span and page are ours to find
                   "players": ("prompt", "backend", "model", "dropped_items"),  # StrategySummary provenance
                   "executive_summary": ("prompt", "backend", "model", "usage", "failures")}  # Briefing provenance
 
@@ -370,7 +370,8 @@ class OpenAIBackend(Backend):
 
     def _params(self, request: GenerationRequest, messages: list[dict[str, str]], mode: Mode) -> dict[str, Any]:
         params: dict[str, Any] = {"model": self.model, "messages": messages,
-                                  "temperature": self.settings.llm.temperature, "max_tokens": self._max_tokens(request)}
+                                  "temperature": self.settings.llm.temperature if request.temperature is None
+                                  else request.temperature, "max_tokens": self._max_tokens(request)}
         if request.schema is not None and mode == "json_schema":
             params["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": request.schema.__name__, "schema": _json_schema(request.schema), "strict": False}}

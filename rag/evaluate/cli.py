@@ -29,12 +29,33 @@ def _select(suites: list[LoadedSuite], patterns: list[str] | None) -> list[tuple
     return selected
 
 
-def _settings(args: argparse.Namespace):
+def _settings(args: argparse.Namespace, *, backend: str | None, model: str | None):
     from ..config import load_settings
 
-    backend = args.backend or ("openai" if args.replay else None)
+    backend = backend or ("openai" if args.replay else None)
     cache = "replay" if args.replay else ("off" if args.no_cache else None)
-    return load_settings(index=getattr(args, "index", None), backend=backend, model=args.model, cache=cache)
+    return load_settings(index=getattr(args, "index", None), backend=backend, model=model, cache=cache)
+
+
+def variants(args: argparse.Namespace) -> list[tuple[str | None, str | None]]:
+    """(backend, model) per run: ``--compare BACKEND[:MODEL] ...``, several ``--model``, or the one configured."""
+    models = args.model or []
+    if args.compare:
+        if len(models) > 1:
+            raise ConfigError("use either --compare BACKEND[:MODEL] ... or several --model, not both")
+        from ..backends.base import REGISTRY
+
+        out = []
+        for spec in args.compare:
+            backend, _, model = spec.partition(":")
+            if backend not in REGISTRY:
+                raise ConfigError(f"--compare: unknown backend {backend!r} in {spec!r}",
+                                  hint=f"choose from {', '.join(REGISTRY)}; put suite paths before --compare")
+            out.append((backend or None, model or (models[0] if models else None)))
+        return out
+    if len(models) > 1:
+        return [(args.backend, m) for m in models]
+    return [(args.backend, models[0] if models else None)]
 
 
 def _read_baseline(path: Path) -> dict[str, Any]:
@@ -57,20 +78,18 @@ def _write(path: Path, text: str) -> None:
         raise ConfigError(f"cannot write {path}: {err.strerror}") from err
 
 
-def run(args: argparse.Namespace) -> int:
+def run_suites(args: argparse.Namespace, suites: list[LoadedSuite], selected: list[tuple[LoadedSuite, Any]], *,
+               backend_name: str | None, model: str | None, baseline: dict[str, Any] | None = None) -> Any:
+    """One run of the selected cases with one backend and model: an EvalReport."""
     from tqdm import tqdm
 
     from ..backends import get_backend
-    from .formats import html_report, junit_xml, markdown_report
     from .metrics import by_kind, check_thresholds, compare, compute_metrics
-    from .report import EvalReport, SuiteReport, render_text
+    from .report import EvalReport, SuiteReport
     from .runner import Env, build_indexes, run_cases
 
     started = time.perf_counter()
-    suites = load_suites(args.suites or [DEFAULT_SUITES])
-    selected = _select(suites, args.case)
-    baseline = _read_baseline(args.baseline) if args.baseline else None
-    settings = _settings(args)
+    settings = _settings(args, backend=backend_name, model=model)
     # The eval's indexes are temporary; the response cache stays where recordings live (beside --index).
     settings = settings.model_copy(update={"cache_path": settings.resolved_cache_path})
     corpora = {name: paths for s in suites for name, paths in s.suite.corpora.items()
@@ -81,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         env = Env(settings=settings.model_copy(update={"index": Path(tmp) / "unused.db"}), backend=backend,
                   indexes=build_indexes(corpora, settings, Path(tmp)))
         total = len(selected) * args.repeat
-        progress = tqdm(total=total, desc="eval", unit="case", disable=not sys.stderr.isatty(), file=sys.stderr, leave=False)
+        progress = tqdm(total=total, desc=f"eval {backend.name}", unit="case", disable=not sys.stderr.isatty(),
+                        file=sys.stderr, leave=False)
         with progress as bar:
             try:
                 results = run_cases(selected, env, repeat=args.repeat, concurrency=concurrency,
@@ -102,9 +122,23 @@ def run(args: argparse.Namespace) -> int:
                                          passed=all(c.ok for c in checks)))
     comparison = compare(results, baseline, str(args.baseline)) if baseline is not None else None
     passed = all(s.passed for s in suite_reports) and not (comparison and comparison.regressions)
-    report = EvalReport(passed=passed, backend=backend.name, model=backend.model, repeat=args.repeat,
-                        duration_s=round(time.perf_counter() - started, 2), metrics=compute_metrics(results),
-                        by_kind=by_kind(results), suites=suite_reports, comparison=comparison, cases=results)
+    return EvalReport(passed=passed, backend=backend.name, model=backend.model, repeat=args.repeat,
+                      duration_s=round(time.perf_counter() - started, 2), metrics=compute_metrics(results),
+                      gated=compute_metrics(r for r in results if not r.xfail),
+                      by_kind=by_kind(results), suites=suite_reports, comparison=comparison, cases=results)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .formats import html_report, junit_xml, markdown_report
+    from .report import render_text
+
+    runs = variants(args)
+    suites = load_suites(args.suites or [DEFAULT_SUITES])
+    selected = _select(suites, args.case)
+    if len(runs) > 1:
+        return _run_matrix(args, suites, selected, runs)
+    baseline = _read_baseline(args.baseline) if args.baseline else None
+    report = run_suites(args, suites, selected, backend_name=runs[0][0], model=runs[0][1], baseline=baseline)
 
     document = report.model_dump_json(indent=2)
     if args.save_baseline:
@@ -119,4 +153,22 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(document + "\n")
     else:
         sys.stdout.write(render_text(report))
-    return 0 if passed else 1
+    return 0 if report.passed else 1
+
+
+def _run_matrix(args: argparse.Namespace, suites: list[LoadedSuite], selected: list[tuple[LoadedSuite, Any]],
+                runs: list[tuple[str | None, str | None]]) -> int:
+    """The same cases under several backends/models: one table of cases by run, as promptfoo's matrix view."""
+    from .matrix import build_matrix, matrix_junit, matrix_markdown, matrix_text
+
+    for flag in ("baseline", "save_baseline", "html"):
+        if getattr(args, flag):
+            raise ConfigError(f"--{flag.replace('_', '-')} reports one run; not with --compare or several --model",
+                              hint="use --json, --junit or --markdown for a comparison")
+    matrix = build_matrix([run_suites(args, suites, selected, backend_name=b, model=m) for b, m in runs])
+    if args.junit:
+        _write(args.junit, matrix_junit(matrix))
+    if args.markdown:
+        _write(args.markdown, matrix_markdown(matrix))
+    sys.stdout.write(matrix.model_dump_json(indent=2) + "\n" if args.json else matrix_text(matrix))
+    return 0 if matrix.passed else 1

@@ -139,8 +139,10 @@ def markdown_report(report: EvalReport) -> str:
     lines += ["## Summary", ""] + _table(
         ["kind", "cases", "pass", "fail", "error", "xfail", "skipped", "pass rate"],
         [[k, m.cases, m.passed + m.xpass, m.failed, m.errors, m.xfail, m.skipped, fmt(m.pass_rate)] for k, m in report.by_kind.items()])
+    gated = report.gated or report.metrics
     lines += ["", "## Metrics", ""] + _table(
-        ["metric", "all cases"], [[label, fmt(getattr(report.metrics, key), how)] for key, label, how in METRIC_ROWS])
+        ["metric", "all cases", "without xfail"],
+        [[label, fmt(getattr(report.metrics, key), how), fmt(getattr(gated, key), how)] for key, label, how in METRIC_ROWS])
     lines += ["", "## Thresholds (xfail cases excluded)", ""] + _table(
         ["suite", "threshold", "value", "limit", "result"],
         [[s.name, c.name, fmt(c.value), f"{c.limit:g}", ("ok" if c.ok else "**BELOW**") + (f" — {c.note}" if c.note else "")]
@@ -181,8 +183,11 @@ def html_report(report: EvalReport) -> str:
     e = html.escape
     out = [f"<!doctype html><meta charset=utf-8><title>rag eval</title><style>{_CSS}</style>",
            f"<h1>Eval report</h1><p><b>{e(report.verdict())}</b> — backend {e(report.backend)} ({e(report.model)}), "
-           f"{len(report.cases)} cases, {report.duration_s:.1f} s</p>", "<h2>Metrics</h2><table>"]
-    out += [f"<tr><th>{e(label)}<td>{e(fmt(getattr(report.metrics, key), how))}" for key, label, how in METRIC_ROWS]
+           f"{len(report.cases)} cases, {report.duration_s:.1f} s</p>",
+           "<h2>Metrics</h2><table><tr><th>metric<th>all cases<th>without xfail"]
+    gated = report.gated or report.metrics
+    out += [f"<tr><th>{e(label)}<td>{e(fmt(getattr(report.metrics, key), how))}<td>{e(fmt(getattr(gated, key), how))}"
+            for key, label, how in METRIC_ROWS]
     out.append("</table><h2>Thresholds</h2><table><tr><th>suite<th>threshold<th>value<th>limit<th>result")
     for s in report.suites:
         out += [f"<tr><td>{e(s.name)}<td>{e(c.name)}<td>{e(fmt(c.value))}<td>{c.limit:g}"

@@ -28,7 +28,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="compare with a saved results JSON; a regression fails the run")
     parser.add_argument("--save-baseline", type=Path, metavar="PATH", help="save these results as a baseline JSON")
     parser.add_argument("--backend", help="offline or openai (default: openai when OPENAI_API_KEY is set)")
-    parser.add_argument("--model", help="model name for the openai backend (or RAG_MODEL)")
+    parser.add_argument("--model", action="append", metavar="MODEL",
+                        help="model name for the openai backend (or RAG_MODEL); give it twice or more to compare models")
+    parser.add_argument("--compare", nargs="+", metavar="BACKEND[:MODEL]",
+                        help="run the cases under each backend (optionally with a model), e.g. --compare offline "
+                             "openai:gpt-4o-mini, and print one table of cases by run (JUnit and Markdown too)")
     parser.add_argument("--replay", action="store_true",
                         help="answer model calls only from the response cache beside --index (no network, no key "
                              "needed); implies --backend openai unless --backend is given")

@@ -1,7 +1,7 @@
 """The application factory: ``create_app(settings)`` wires routes, auth, limits, errors and jobs.
 
 Public: the chat page (``/``, ``/static/*``), ``/healthz``, ``/readyz`` and the OpenAPI docs
-(``/docs``, ``/openapi.json``). Everything else needs ``Authorization: Bearer <key>`` when
+(``/docs``, ``/redoc``, ``/openapi.json``, served offline by ``docs``). Everything else needs ``Authorization: Bearer <key>`` when
 ``RAG_API_KEYS`` is set, and is rate-limited per key (per client address without keys); the
 Host, Origin and role rules are in ``guard`` and ``security``.
 """
@@ -21,7 +21,8 @@ from fastapi.staticfiles import StaticFiles
 from ..briefing import Runner
 from ..config import Settings, load_settings
 from ..errors import IndexStoreError
-from . import api, errors, openai_compat
+from .. import __version__
+from . import api, docs, errors, openai_compat
 from .errors import ApiError
 from .guard import GuardMiddleware
 from .jobs import BriefingJobs, SQLiteJobStore
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None, *, bound_host: str | None = Non
             services.close()
 
     app = FastAPI(
-        title="rag", version="0.1.0", lifespan=lifespan,
+        title="rag", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
         description="Grounded answers with verified citations, summaries and briefings over your documents. "
                     "Errors are `{\"error\": {\"type\", \"message\"}}`.",
     )
@@ -120,4 +121,5 @@ def create_app(settings: Settings | None = None, *, bound_host: str | None = Non
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    docs.install(app)
     return app

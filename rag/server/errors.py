@@ -27,15 +27,19 @@ class ApiError(Exception):
     """An HTTP error we mean to send: status, a short machine type, a one-line message."""
 
     def __init__(self, status: int, type: str, message: str, *, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.status, self.type, self.message, self.field = status, type, message, field
         self.headers = headers or {}
+        self.code = code  # OpenAI's error code (e.g. model_not_found), for the OpenAI-compatible routes
 
     def body(self) -> dict[str, Any]:
         err: dict[str, Any] = {"type": self.type, "message": self.message}
         if self.field:
             err["field"] = self.field
+        if self.code:
+            err["code"] = self.code
+            err["param"] = self.field
         return {"error": err}
 
     def response(self) -> JSONResponse:

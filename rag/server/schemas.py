@@ -36,7 +36,8 @@ class SearchBody(_Body):
 
 
 class DocumentBody(_Body):
-    filename: str = Field(min_length=1, max_length=255, description="Used for the type (.txt .md .html .jsonl) and the id.")
+    filename: str = Field(min_length=1, max_length=255, description="Used for the type (.txt .md .rst .html .jsonl) and "
+                          "the id; send .pdf and .docx files as multipart uploads.")
     content: str = Field(description="The file's text.")
 
 
@@ -70,7 +71,17 @@ class StreamOptions(BaseModel):
 class ChatCompletionsBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field("rag", description="Ignored: answers always come from this server's index and backend.")
+    model: str = Field("rag", description="`rag` (or one of RAG_SERVER__MODEL_ALIASES); any other name is 404 "
+                                          "model_not_found. Answers come from this server's index and backend.")
     messages: list[ChatMessage] = Field(min_length=1, max_length=200)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(None, ge=1, le=65536, description="Longest answer in tokens: passed to the backend; "
+                                   "a longer answer is cut there with finish_reason `length`.")
+    max_completion_tokens: int | None = Field(None, ge=1, le=65536, description="Newer name of max_tokens (wins if both).")
+    temperature: float | None = Field(None, ge=0, le=2, description="Passed to the model backend; the offline engine "
+                                      "is deterministic and ignores it.")
+
+    @property
+    def token_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens

@@ -63,6 +63,20 @@ function addTurn(question) {
   return { turn, answer, text };
 }
 
+// Same rule as rag.render.quoted_in: the answer holds the quote, perhaps without the heading lines it starts with.
+function quotedIn(answer, quote) {
+  const norm = (t) => t.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").replace(/[\u2018\u2019]/g, "'")
+    .replace(/[\u201c\u201d]/g, '"').replace(/[\u2010-\u2015]/g, "-").toLowerCase().replace(/\s+/g, " ").trim();
+  const said = norm(answer);
+  const lines = quote.split("\n");
+  for (let k = 0; k < lines.length; k++) {
+    const rest = norm(lines.slice(k).join(" "));
+    if (rest && said.includes(rest)) return true;
+    if (lines[k].trim().length > 80) return false;
+  }
+  return false;
+}
+
 function renderAnswer(view, a) {
   const { turn, answer, text } = view;
   answer.classList.remove("streaming");
@@ -80,12 +94,16 @@ function renderAnswer(view, a) {
     const box = el("section", "sources");
     box.append(el("h2", "", a.citations.length === 1 ? "Source" : "Sources"));
     a.citations.forEach((c, i) => {
-      const details = el("details", "citation");
-      details.open = i === 0; // the first quote is shown; the rest expand on click
-      const summary = el("summary");
+      const shown = quotedIn(a.answer, c.quote); // the answer already says it: show the source, not the sentence again
+      const details = el(shown ? "div" : "details", "citation");
+      if (!shown) details.open = i === 0; // the first quote is shown; the rest expand on click
+      const summary = el(shown ? "div" : "summary", "head");
       summary.append(el("span", "n", String(i + 1)), el("span", "src", c.source));
+      if (c.page != null) summary.append(el("span", "page", `p. ${c.page}`));
       if (c.start != null) summary.append(el("span", "span", `chars ${c.start}–${c.end}`));
-      details.append(summary, el("blockquote", "quote", c.quote));
+      if (shown) summary.append(el("span", "quoted", "quoted above"));
+      details.append(summary);
+      if (!shown) details.append(el("blockquote", "quote", c.quote));
       box.append(details);
     });
     answer.append(box);
