@@ -493,50 +493,6 @@ class SQLiteIndex:
                 break
         return hits
 
-    def generation(self) -> int:
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        return int(row[0]) if row else 0
-
-    def _vector_matrix(self) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk rowids, their vectors as a float32 matrix), loaded once per index generation."""
-        generation = self.generation()
-        cached = getattr(self, "_vectors_cache", None)
-        if cached is not None and cached[0] == generation:
-            return cached[1], cached[2]
-        rows = self.db.execute("SELECT chunk, vector FROM chunk_vectors ORDER BY chunk").fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        matrix = from_blob(b"".join(r[1] for r in rows), len(rows)) if rows else np.zeros((0, DIM), np.float32)
-        self._vectors_cache = (generation, ids, matrix)
-        return ids, matrix
-
-    def vector_search(self, vector: np.ndarray, *, k: int, source_glob: str | None = None,
-                      date_from: str | None = None, date_to: str | None = None) -> list[Hit]:
-        """The ``k`` chunks nearest to ``vector`` (cosine), with the same filters as ``search``."""
-        ids, matrix = self._vector_matrix()
-        if not len(ids):
-            return []
-        scores = matrix @ vector.astype(np.float32)
-        filtered = source_glob or date_from or date_to
-        take = min(len(ids), k * 8 if filtered else k)
-        top = np.argpartition(-scores, take - 1)[:take] if take < len(ids) else np.arange(len(ids))
-        top = top[np.argsort(-scores[top], kind="stable")]
-        where, params = _filters(source_glob, date_from, date_to)
-        marks = ",".join("?" * len(top))
-        rows = self.db.execute(
-            f"SELECT c.rowid, {_CHUNK_COLS}, d.source, d.title, d.date, d.url FROM chunks c JOIN documents d ON d.id = c.doc_id "
-            f"WHERE c.rowid IN ({marks}){where}", [int(i) for i in ids[top]] + params).fetchall()
-        by_rowid = {r[0]: r for r in rows}
-        hits = []
-        for i in top:
-            r = by_rowid.get(int(ids[i]))
-            if r is None:
-                continue
-            hits.append(Hit(chunk=_row_chunk(r[1:8]), score=round(float(scores[i]), 4), rank=len(hits) + 1,
-                            source=r[8], title=r[9], date=r[10], url=r[11]))
-            if len(hits) == k:
-                break
-        return hits
-
     def get_chunks(self, ids: Iterable[str]) -> list[Chunk]:
         ids = list(ids)
         marks = ",".join("?" * len(ids))
