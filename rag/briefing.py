@@ -33,7 +33,11 @@ from .ratelimit import RateLimiter
 from .render import briefing_markdown, summary_markdown
 from .normalize import normalize
 from .tokens import get_encoding
-from .types import Briefing, BriefingSection, CitedItem, Failure, PlayerMoves, StrategySummary, Usage
+from .language import figure_supported, figures
+from .types import (
+    OUTPUT_SCHEMA_VERSION, Briefing, CitedItem, DatedItem, Failure, FigureItem, Organisation, OrganisationProfile, Person,
+    StrategySummary, Usage,
+)
 
 
 # ------------------------------------------------------------------ verification
@@ -67,66 +71,143 @@ def _label(name: str, source_text: str, *, checked: bool) -> str:
     return clean if words and all(w in known for w in words) else clean + UNVERIFIED
 
 
-def verify_summary(summary: StrategySummary, context: Sequence[ContextChunk], *, checked: bool = True) -> StrategySummary:
-    """Keep only items whose citations verify; players left with nothing are dropped; names the sources do not
+def _verify_dated(items: Sequence[DatedItem], context: Sequence[ContextChunk], *, checked: bool) -> tuple[list[DatedItem], int]:
+    """Dated items whose citations verify; a date the quotes do not contain is dropped (the item stays)."""
+    kept, dropped = [], 0
+    for item in items:
+        base, d = _verify_items([item], context, checked=checked)
+        dropped += d
+        if base:
+            quotes = " ".join(c.quote for c in base[0].citations)
+            date = item.date if item.date and (not checked or normalize(item.date) in normalize(quotes)) else None
+            kept.append(item.model_copy(update={"text": base[0].text, "citations": base[0].citations, "date": date}))
+    return kept, dropped
+
+
+def _verify_figures(items: Sequence[FigureItem], context: Sequence[ContextChunk], *, checked: bool) -> tuple[list[FigureItem], int]:
+    """Figures whose citations verify and whose value the quotes state (as the same quantity)."""
+    kept, dropped = [], 0
+    for item in items:
+        base, d = _verify_items([item], context, checked=checked)
+        quotes = " ".join(c.quote for c in base[0].citations) if base else ""
+        found = figures(item.value, words=False)
+        if not base or (checked and (not found or not all(figure_supported(f, quotes) for f in found))):
+            dropped += 1
+            continue
+        kept.append(item.model_copy(update={"text": base[0].text, "citations": base[0].citations}))
+    return kept, dropped
+
+
+def _verify_people(people: Sequence[Person], context: Sequence[ContextChunk], source_text: str, *, checked: bool) -> list[Person]:
+    """People whose citations verify and whose name the sources contain."""
+    kept = []
+    for person in people:
+        verified, _ = verify_citations(person.citations, context)
+        if not verified or (checked and _label(person.name, source_text, checked=True).endswith(UNVERIFIED)):
+            continue
+        kept.append(person.model_copy(update={"citations": verified}))
+    return kept
+
+
+def verify_organisation(org: Organisation, context: Sequence[ContextChunk], source_text: str, *,
+                        checked: bool = True) -> tuple[Organisation | None, int]:
+    """An organisation with only its verified items (None when nothing of it verifies); names the sources do not
     contain are marked unverified."""
+    thesis, d1 = _verify_items(org.thesis, context, checked=checked)
+    moves, d2 = _verify_dated(org.moves, context, checked=checked)
+    figs, d3 = _verify_figures(org.figures, context, checked=checked)
+    results, d4 = _verify_items(org.results, context, checked=checked)
+    people = _verify_people(org.people, context, source_text, checked=checked)
+    dropped = d1 + d2 + d3 + d4
+    if not (thesis or moves or figs or results):
+        return None, dropped
+    aliases = [a for a in org.aliases if not checked or not _label(a, source_text, checked=True).endswith(UNVERIFIED)]
+    return org.model_copy(update={"name": _label(org.name, source_text, checked=checked), "aliases": aliases, "thesis": thesis,
+                                  "moves": moves, "figures": figs, "results": results, "people": people}), dropped
+
+
+def verify_summary(summary: StrategySummary, context: Sequence[ContextChunk], *, checked: bool = True) -> StrategySummary:
+    """Keep only items whose citations verify; organisations left with nothing are dropped; names the sources do not
+    contain are marked unverified; open questions without a verified citation are dropped."""
     dropped = 0
-    players = []
     source_text = " ".join(c.chunk.text for c in context)
-    for p in summary.players:
-        model, d1 = _verify_items([p.model] if p.model else [], context, checked=checked)
-        moves, d2 = _verify_items(p.moves, context, checked=checked)
-        dropped += d1 + d2
-        if model or moves:
-            players.append(PlayerMoves(name=_label(p.name, source_text, checked=checked), model=model[0] if model else None,
-                                       moves=moves))
-    themes, d3 = _verify_items(summary.themes, context, checked=checked)
-    implications, d4 = _verify_items(summary.implications, context, checked=checked)
-    return summary.model_copy(update={"players": players, "themes": themes, "implications": implications,
-                                      "dropped_items": summary.dropped_items + dropped + d3 + d4})
+    organisations = []
+    for org in summary.organisations:
+        kept, d = verify_organisation(org, context, source_text, checked=checked)
+        dropped += d
+        if kept is not None:
+            organisations.append(kept)
+    themes, d1 = _verify_items(summary.themes, context, checked=checked)
+    implications, d2 = _verify_items(summary.implications, context, checked=checked)
+    questions, d3 = _verify_items(summary.open_questions, context, checked=False)  # a question is not a claim
+    timeline, d4 = _verify_dated(summary.timeline, context, checked=checked)
+    return summary.model_copy(update={"organisations": organisations, "themes": themes, "implications": implications,
+                                      "open_questions": questions, "timeline": timeline,
+                                      "dropped_items": summary.dropped_items + dropped + d1 + d2 + d3 + d4})
+
+
+def _verify_labelled(items: Sequence[CitedItem], context: Sequence[ContextChunk], *, checked: bool) -> list[CitedItem]:
+    """Items whose text is a label or a composition (a theme's term, a contrast): citations must verify and every
+    word of the text must occur in the quotes."""
+    kept = []
+    for item in items:
+        verified, _ = verify_citations(item.citations, context)
+        if not verified:
+            continue
+        quoted = " ".join(c.quote for c in verified)
+        kept.append(CitedItem(text=_label(item.text, quoted, checked=checked), citations=verified))
+    return kept
 
 
 def verify_briefing(briefing: Briefing, context: Sequence[ContextChunk], *, checked: bool = True) -> Briefing:
+    source_text = " ".join(c.chunk.text for c in context)
     executive, _ = _verify_items(briefing.executive_summary, context, checked=checked)
-    sections = []
-    for s in briefing.sections:
-        points, _ = _verify_items(s.points, context, checked=checked)
-        if points:
-            quoted = " ".join(c.quote for p in points for c in p.citations)
-            sections.append(BriefingSection(heading=_label(s.heading, quoted, checked=checked), points=points))
+    organisations = []
+    for org in briefing.organisations:
+        kept, _ = verify_organisation(org, context, source_text, checked=checked)
+        if kept is not None:
+            organisations.append(OrganisationProfile.model_validate({**org.model_dump(), **kept.model_dump()}))
+    timeline, _ = _verify_dated(briefing.timeline, context, checked=checked)
     sources = []
     for s in briefing.sources:
-        kept, _ = _verify_items([s.summary], context, checked=checked)
-        if kept:
-            sources.append(s.model_copy(update={"summary": kept[0]}))
-    # Open questions are the model's own words with no citation: shown, but marked as such.
-    questions = [q if not checked or q.endswith(UNVERIFIED) else q.rstrip() + UNVERIFIED for q in briefing.open_questions]
-    return briefing.model_copy(update={"executive_summary": executive, "sections": sections, "sources": sources,
-                                       "open_questions": questions})
+        kept_s, _ = _verify_items([s.summary], context, checked=checked)
+        if kept_s:
+            sources.append(s.model_copy(update={"summary": kept_s[0]}))
+    implications, _ = _verify_items(briefing.implications, context, checked=checked)
+    questions, _ = _verify_items(briefing.open_questions, context, checked=False)
+    return briefing.model_copy(update={
+        "executive_summary": executive, "organisations": organisations, "timeline": timeline, "sources": sources,
+        "contrasts": _verify_labelled(briefing.contrasts, context, checked=checked),
+        "themes": _verify_labelled(briefing.themes, context, checked=checked),
+        "implications": implications, "open_questions": questions})
 
 
 def merge_summaries(parts: Sequence[StrategySummary]) -> StrategySummary:
-    """Reduce step for long documents: union players by name, concatenate items, drop repeats."""
+    """Reduce step for long documents: union organisations by name, concatenate items, drop repeats."""
     first = parts[0]
-    players: dict[str, PlayerMoves] = {}
+    organisations: dict[str, Organisation] = {}
     seen: set[str] = set()
 
-    def fresh(items: Sequence[CitedItem]) -> list[CitedItem]:
+    def fresh(items: Sequence) -> list:
         out = [i for i in items if i.text not in seen]
         seen.update(i.text for i in out)
         return out
 
     for part in parts:
-        for p in part.players:
-            cur = players.setdefault(p.name, PlayerMoves(name=p.name))
-            if cur.model is None and p.model and p.model.text not in seen:
-                cur.model = p.model
-                seen.add(p.model.text)
-            cur.moves += fresh(p.moves)
+        for org in part.organisations:
+            cur = organisations.setdefault(org.name, Organisation(name=org.name))
+            cur.aliases = sorted(set(cur.aliases) | set(org.aliases))
+            cur.thesis += fresh(org.thesis)
+            cur.moves += fresh(org.moves)
+            cur.results += fresh(org.results)
+            cur.figures += [f for f in org.figures if f.value not in {x.value for x in cur.figures}]
+            cur.people += [p for p in org.people if p.name not in {x.name for x in cur.people}]
     return first.model_copy(update={
-        "players": list(players.values()),
+        "organisations": list(organisations.values()),
         "themes": fresh([t for p in parts for t in p.themes]),
         "implications": fresh([t for p in parts for t in p.implications]),
+        "open_questions": fresh([t for p in parts for t in p.open_questions]),
+        "timeline": fresh([t for p in parts for t in p.timeline]),
         "dropped_items": sum(p.dropped_items for p in parts),
     })
 
@@ -183,9 +264,11 @@ def summarize_document(doc_id: str, *, store: SQLiteIndex, runner: Runner) -> tu
         prompt = render_prompt("summary", doc_id=doc.id, title=doc.title, sources=[c.prompt_vars() for c in context])
         ref = prompt.ref
         gen = runner.generate(GenerationRequest(task="summary", prompt=prompt, schema=StrategySummary, max_tokens=runner.max_tokens,
-                                                inputs={"doc_id": doc.id, "title": doc.title, "context": context}))
+                                                inputs={"doc_id": doc.id, "title": doc.title, "date": doc.date, "context": context}))
         assert isinstance(gen.output, StrategySummary)
-        draft = gen.output.model_copy(update={"doc_id": doc.id, "title": doc.title})  # never a model's retelling
+        # Never a model's retelling of the document's identity, nor another schema version.
+        draft = gen.output.model_copy(update={"doc_id": doc.id, "title": doc.title, "schema_version": OUTPUT_SCHEMA_VERSION,
+                                              "date": doc.date or gen.output.date})
         parts.append(verify_summary(draft, context, checked=not runner.backend.trusted_text))
         usage = usage.add(gen.usage)
     summary = merge_summaries(parts) if parts else StrategySummary(doc_id=doc.id, title=doc.title)
@@ -238,7 +321,8 @@ class BatchResult:
 
 
 def _summary_key(sha256: str, backend: Backend, prompt_hash: str) -> str:
-    return f"{sha256}:{prompt_hash}:{backend.name}:{backend.model}"
+    """What a saved summary must match to be reused: the content, the prompt, the model and the output schema."""
+    return f"{sha256}:{prompt_hash}:{backend.name}:{backend.model}:v{OUTPUT_SCHEMA_VERSION}"
 
 
 @dataclass
@@ -255,7 +339,7 @@ def load_summary(path: Path, key: str) -> tuple[StrategySummary, Usage] | None:
     prompt and model."""
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved.get("key") == key:
+        if saved.get("key") == key and saved["summary"].get("schema_version") == OUTPUT_SCHEMA_VERSION:
             return StrategySummary.model_validate(saved["summary"]), Usage.model_validate(saved.get("usage") or {})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # missing or unreadable: redo the document
@@ -353,28 +437,48 @@ def run_batch(paths: Sequence[Path], *, out_dir: Path, store: SQLiteIndex, runne
     return BatchResult(briefing=briefing, out_dir=out_dir, summaries=ordered, progress=progress)
 
 
+def with_coverage(briefing: Briefing, meta: dict[str, dict[str, str]]) -> Briefing:
+    """Each organisation's sources counted from the documents themselves: those that name it (by any of its
+    names) and those that say nothing about it."""
+    organisations = []
+    for org in briefing.organisations:
+        names = [n for n in [org.name, *org.aliases] if n and not n.endswith(UNVERIFIED)]
+        patterns = [re.compile(rf"(?<![\w]){re.escape(n)}(?![\w])") for n in names]
+        read = [m for m in meta.values() if "text" in m]  # the documents the briefing was made from
+        named = [m["source"] for m in read if any(p.search(m["text"]) for p in patterns)]
+        organisations.append(org.model_copy(update={"documents": named,
+                                                    "silent": [m["source"] for m in read if m["source"] not in named]}))
+    return briefing.model_copy(update={"organisations": organisations})
+
+
 def build_briefing(summaries: list[StrategySummary], docs: list[dict], *, store: SQLiteIndex, runner: Runner,
                    title: str | None, template: str = "briefing", failures: list[Failure] | None = None) -> Briefing:
     """Synthesize the cross-document briefing; if the model call fails, assemble it from the summaries."""
     from .backends.offline_summary import build_briefing as assemble
 
-    title = title or f"Strategy briefing: {len(summaries)} document{'s' * (len(summaries) != 1)}"
+    title = title or "Strategy briefing"
     failures = list(failures or [])
-    meta = {str(d["id"]): {"source": str(d["source"]), "title": str(d["title"])} for d in docs}
+    meta = {str(d["id"]): {"source": str(d["source"]), "title": str(d["title"]), "date": str(d["date"] or "")} for d in docs}
     context = [ContextChunk(id=c.id, chunk=c, source=meta[s.doc_id]["source"]) for s in summaries for c in store.chunks_of(s.doc_id)]
+    for s in summaries:  # the offline engine reads which documents mention whom
+        doc = store.get_document(s.doc_id)
+        meta[s.doc_id]["text"] = doc.text if doc is not None else ""
     prompt = render_prompt(template, title=title, summaries=[
-        {"doc_id": s.doc_id, "json": s.model_dump_json(include={"doc_id", "title", "players", "themes", "implications"})}
+        {"doc_id": s.doc_id, "json": s.model_dump_json(include={"doc_id", "title", "date", "organisations", "themes", "timeline",
+                                                               "implications", "open_questions"})}
         for s in summaries])
     usage = Usage()
     try:
         gen = runner.generate(GenerationRequest(task="briefing", prompt=prompt, schema=Briefing, max_tokens=runner.max_tokens,
                                                 inputs={"title": title, "summaries": summaries, "documents": meta}))
         assert isinstance(gen.output, Briefing)
-        briefing, usage = verify_briefing(gen.output, context, checked=not runner.backend.trusted_text), gen.usage
+        briefing, usage = verify_briefing(gen.output.model_copy(update={"schema_version": OUTPUT_SCHEMA_VERSION}), context,
+                                          checked=not runner.backend.trusted_text), gen.usage
     except RagError as err:
         failures.append(Failure(doc_id="(briefing)", source="(briefing)", reason=f"synthesis failed, assembled from summaries: {err}"))
         briefing = assemble(title, summaries, meta)
     if not briefing.sources:
         briefing.sources = [s for s in assemble(title, summaries, meta).sources]
+    briefing = with_coverage(briefing, meta)
     return briefing.model_copy(update={"title": title, "failures": failures, "prompt": prompt.ref, "usage": usage,
                                        "backend": runner.backend.name, "model": runner.backend.model})

@@ -122,8 +122,15 @@ transportation transit railway railways rail telecom telecommunications mobile w
 insurers reinsurance assurance software cloud semiconductor semiconductors microsystems devices electronics consulting
 advisors advisers ventures investments equity securities exchange markets realty properties construction engineering
 manufacturing works mills steel chemicals materials mining resources pharmacies pharmacy drug drugs delivery
-platforms labs solutions analytics data digital
+platforms labs solutions analytics data digital research advisory economics insights intelligence strategies
+machinery machines equipment implements instruments products goods tools
 """.split())
+# The heads of public bodies' names: "Fenmouth Development Agency" tells that Fenmouth is a place, not its short name.
+PUBLIC_BODIES = frozenset("""authority agency council commission ministry department board office bureau administration
+court assembly parliament government county district region city state province municipality""".split())
+# Words that say what legal form a company takes, not which business it is ("Halberd Group" is Halberd Telecom's parent).
+CORPORATE_FORMS = frozenset("""group holdings holding inc incorporated corp corporation co company ltd limited llc llp plc
+ag sa nv gmbh se spa bv ab asa oyj pty""".split())
 # How business writing names a strategy: "X's plan:", "X's approach is", "X is betting that", "X aims to".
 STRATEGY_WORDS = frozenset("""strategy strategic plan plans planning model approach playbook thesis bet bets betting aim
 aims want wants intend intends hope hopes hoping""".split())
@@ -225,6 +232,9 @@ def _connector_ok(connector: str, group: list[tuple[int, int, str]]) -> bool:
     """"of", "&" and "for" join names ("Bank of Calder", "Halloway Ruddick & Co"); "and" only inside an
     "X of ..." name ("Department of Public Health and Community Wellness"), else it joins two names."""
     low = connector.lower()
+    if low == "of" and len(group) >= 2 and _person_shaped(" ".join(t[2] for t in group)) and \
+            not any(_is_title(t[2]) for t in group):
+        return False  # "Martin Kowalczyk of Ostrander Health Capital": a person, then where they work
     if low in {"&", "of", "for", "de", "du", "la", "van", "von", "der"}:
         return True
     if low == "and":
@@ -323,7 +333,25 @@ def _initials_fit(acronym: str, name: str) -> bool:
     if a == full or full.startswith(a) or a.startswith(full[:max(2, len(full) - 1)]):
         return True
     letters = [p[0].upper() for p in re.split(r"[\s\-]+", name) if p]
-    return a == "".join(letters)
+    if a == "".join(letters):
+        return True
+    return _letters_in_order(a, name)
+
+
+def _letters_in_order(acronym: str, name: str) -> bool:
+    """Schwartz and Hearst's test for an abbreviation defined in parentheses: its letters occur in the long form in
+    order, read from the right, the first one starting a word ("NGF" in "Northgate Foods": North-Gate Foods)."""
+    a, long = acronym.lower(), name.lower()
+    i, j = len(a) - 1, len(long) - 1
+    while i >= 0:
+        while j >= 0 and (long[j] != a[i] or (i == 0 and j > 0 and long[j - 1].isalnum())):
+            j -= 1
+        if j < 0:
+            return False
+        i -= 1
+        j -= 1
+    words = [w for w in re.split(r"[\s\-]+", name) if w and w.lower() not in _CONNECTORS]
+    return len(a) >= 2 and len(words) >= 2 and a[0] == words[0][0].lower() and len(a) <= 2 * len(words)
 
 
 def acronym_tail(acronym: str, name: str) -> str | None:
@@ -359,6 +387,7 @@ _ORG_CONTEXT = re.compile(r"\s*(?:['’]s?\s+(?:shareholders|customers|shares|st
                           r"profit|stores|branches|employees|staff|network|plan|strategy|approach|model|deal|offer|fleet|"
                           r"products?|services?|business|market|members|program|programme|ecosystem|platform|"
                           r"headquarters|chief|ceo|president|executives?|spokes\w+)\b|,?\s*which\b|"
+                          r"(?:\s+(?:on|last|this|earlier|late|early)\s+\w+\.?(?:\s+\d{1,2})?(?:\s*\([^)]{1,20}\))?)?"
                           r"\s+(?:said it|says it|shareholders|customers|announced|reported|posted|agreed|acquired|plans to|"
                           r"aims to|wants to|bets|is betting|launched|opened|hired|expects|employs|operates)\b)")
 _IT_AFTER = re.compile(r"^(?:[^.!?A-Z]|[A-Z][a-z]*\b(?<!\s[A-Z]))*?\b(?:it|its|itself)\b")
@@ -372,7 +401,10 @@ _PERSON_AFTER = re.compile(r"\s*,\s*(?:(?:the|a|an|its|their|his|her|who|whose|[
                            r"|\s*,\s*who\s+(?:heads|leads|runs|oversees|chairs|manages|founded|directs|is|was)\b", re.I)
 _SPEECH_AFTER = re.compile(r"\s+(?:" + "|".join(SPEECH_VERBS) + r")\b")
 _SPEECH_BEFORE = re.compile(r"(?:\b(?:" + "|".join(SPEECH_VERBS) + r")|\baccording to|\bby)\s*$", re.I)
-_PLACE_BEFORE = re.compile(r"\b(?:in|near|outside|across|around|throughout|based in|headquartered in)\s*$")
+_PLACE_BEFORE = re.compile(r"\b(?:in|near|outside|across|around|throughout|based in|headquartered in)\s*$|"
+                           r"(?<!analyst )(?<!analysts )(?<!economist )(?<!executive )(?<!director )(?<!officer )(?<!head )"
+                           r"(?<!chief )(?<!partner )(?<!jobs )(?<!staff )(?<!revenue )(?<!sales )(?<!shares )(?<!profit )"
+                           r"(?<!workers )(?<!employees )(?<!strategist )(?<!researcher )\bat\s*$")
 
 
 def _person_shaped(name: str) -> bool:
@@ -402,6 +434,22 @@ def _headline_lines(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _one_business(short: str, candidates: Sequence["Entity"]) -> bool:
+    """Whether the longer names that start with ``short`` name one business: at most one of them says more than
+    its legal form ("Halberd Telecom" and "Halberd Group": yes; "X Competition Authority" and "X Telecommunications
+    Agency": no)."""
+    n = len(short.split())
+    institutions = set()
+    for e in candidates:
+        for name in e.names():
+            parts = name.split()
+            if parts[:n] == short.split() and len(parts) > n:
+                rest = {w.lower().strip(".,") for w in parts[n:]} - CORPORATE_FORMS
+                if rest & ORG_WORDS:  # "... Authority", "... Agency": a kind of body of its own, not a unit ("X Europe")
+                    institutions.add(id(e))
+    return len(institutions) <= 1
+
+
 class EntityIndex:
     """Names found in a set of texts, merged into entities with kinds and aliases.
 
@@ -424,14 +472,17 @@ class EntityIndex:
         org: Counter[str] = Counter()
         place: Counter[str] = Counter()
         after_the: set[str] = set()
+        the_count: Counter[str] = Counter()  # uses right after "the"
         pairs: list[tuple[str, str]] = []
-        for text in self.texts:
+        first: dict[str, tuple[int, int]] = {}  # where each name is first used: (text, offset)
+        for t, text in enumerate(self.texts):
             pairs += paren_aliases(text)
             headlines = _headline_lines(text)
             for m in mentions(text):
                 if any(a <= m.start < b for a, b in headlines):
                     continue
                 counts[m.text] += 1
+                first.setdefault(m.text, (t, m.start))
                 if not m.sentence_initial:
                     mid.add(m.text)
                 if m.title:
@@ -439,6 +490,7 @@ class EntityIndex:
                 after, before = text[m.end:m.end + 60], text[max(0, m.start - 40):m.start]
                 if re.search(r"\bthe\s*$", before, re.I):
                     after_the.add(m.text)
+                    the_count[m.text] += 1
                 if _person_shaped(m.text):
                     person[m.text] += 2 * bool(_PERSON_AFTER.match(after)) + bool(_SPEECH_AFTER.match(after)) + \
                         bool(_SPEECH_BEFORE.search(before)) + 2 * bool(re.search(r"\b(?:mr|mrs|ms|dr|prof)\.?\s*$", before, re.I)) + \
@@ -449,15 +501,29 @@ class EntityIndex:
                 org[m.text] += bool(_IT_AFTER.match(text[m.end:m.end + 80]))
                 if _PLACE_BEFORE.search(before):
                     place[m.text] += 1
+        # "Rival Castellan Automotive said ...": a capitalised common word that opens a sentence before a name the
+        # texts also use alone is not part of it.
+        opened: dict[str, str] = {}
+        for name in list(counts):
+            parts = name.split()
+            tail = " ".join(parts[1:])
+            if len(parts) > 2 and name not in mid and is_common_word(parts[0]) and parts[0].lower() not in ORG_WORDS \
+                    and counts.get(tail, 0) and tail in mid:
+                opened[name] = tail
+                counts[tail] += counts.pop(name)
+                for table in (person, org, place):
+                    table[tail] += table.pop(name, 0)
         defined = {n for pair in pairs for n in pair}
         keep = {name for name in counts if name in defined or (
             (name in mid or name in titled or (counts[name] > 1 and len(name.split()) > 1) or person[name] > 0
-             or (org[name] > 0 and len(name.split()) > 1))
+             or (org[name] > 0 and len(name.split()) > 1)
+             or (len(name.split()) > 1 and {w.lower().strip(".") for w in name.split()[1:]} & ORG_WORDS))
             and (len(name.split()) < 4 or {w.lower().strip(".") for w in name.split()} & ORG_WORDS
                  or " of " in name or "&" in name)
             or (" " not in name and not is_common_word(name) and not name.isdigit() and len(name) > 2)
             and not _shouting(name) and not _DATE.fullmatch(name) and not (name in after_the and " " not in name and is_common_word(name))
             and not (" " not in name and is_common_word(name) and not (person[name] or org[name] or name in titled)))}
+        self._opened = opened
         for long, short in pairs:  # "Long Form (SHORT)": one entity, the long form canonical
             entity = self._by_name.get(long) or self._new(long, counts)
             self._alias(entity, short)
@@ -467,11 +533,12 @@ class EntityIndex:
         for name in ordered:
             if name in self._by_name:
                 continue
-            target = self._surname_of(name, person, titled) or self._family_of(name, counts, org)
+            target = self._surname_of(name, person, titled, org) or self._family_of(name, counts, org, place, first)
             if target is not None:
                 self._alias(target, name)
                 continue
             self._new(name, counts)
+        evidence: dict[int, int] = {}
         for entity in self.entities:
             names = entity.names()
             entity.count = sum(counts[n] for n in names)
@@ -482,8 +549,24 @@ class EntityIndex:
             # Organisations are called by their first word ("Meridian"), people by their last ("Vessey").
             o += 2 * any(n == l.split()[0] for n in names for l in long if " " not in n)
             p += 2 * any(n == l.split()[-1] for n in names for l in long if " " not in n)
-            entity.kind = self._kind(entity, p, o, sum(place[n] for n in names))
-            entity.name = self._canonical(entity, counts, {long for long, _ in pairs})
+            entity.kind = self._kind(entity, p, o, sum(place[n] for n in names),
+                                     sum(the_count[n] for n in names) / max(1, entity.count))
+            evidence[id(entity)] = p
+        # "Brisco Canada", "Brightfold Federal": shaped like a person's name, with nothing that says so, and the
+        # first word of an organisation's: a unit of that organisation.
+        heads: dict[str, Entity] = {}
+        for entity in self.entities:
+            if entity.kind == "organisation":
+                for n in sorted(entity.names(), key=lambda n: first.get(n, (1 << 30, 0))):
+                    heads.setdefault(n.split()[0], entity)
+        for entity in list(self.entities):
+            target = heads.get(entity.name.split()[0])
+            if entity.kind == "person" and not evidence[id(entity)] and not entity.titles and target is not None \
+                    and target is not entity and " " in entity.name:
+                self._merge(target, entity)
+        for entity in self.entities:
+            entity.count = sum(counts[n] for n in entity.names())
+            entity.name = self._canonical(entity, counts, {long for long, _ in pairs}, first)
 
     def _new(self, name: str, counts: Counter[str]) -> Entity:
         entity = Entity(name=name, kind="other", count=counts.get(name, 0))
@@ -496,13 +579,18 @@ class EntityIndex:
             entity.aliases.add(alias)
         self._by_name[alias] = entity
 
-    def _surname_of(self, name: str, person: Counter[str], titled: dict[str, set[str]]) -> Entity | None:
+    def _surname_of(self, name: str, person: Counter[str], titled: dict[str, set[str]], org: Counter[str]) -> Entity | None:
         if " " in name or is_acronym(name) or name.lower() in ORG_WORDS:
             return None
+        if org[name] > person[name] and any(n.split()[0] == name and not _person_shaped(n) or
+                                            n.split()[0] == name and n.split()[-1].lower() in ORG_WORDS
+                                            for e in self.entities for n in e.names() if " " in n):
+            return None  # "Lindqvist agreed to buy ...": the company "Lindqvist Home", not its chair Annika Lindqvist
         return next((e for e in self.entities if _person_shaped(e.name) and (person[e.name] or e.name in titled) and
                      e.name.split()[-1] == name), None)
 
-    def _family_of(self, name: str, counts: Counter[str], org: Counter[str]) -> Entity | None:
+    def _family_of(self, name: str, counts: Counter[str], org: Counter[str], place: Counter[str],
+                   first_seen: dict[str, tuple[int, int]]) -> Entity | None:
         """The entity ``name`` belongs to: its acronym's long form, or, for a short name that acts on its own
         ("Brannock said", "Selkirk's"), the longer names that start with it."""
         if is_acronym(name):
@@ -518,16 +606,30 @@ class EntityIndex:
             for n in e.names():
                 parts = n.split()
                 if len(parts) > len(first) and parts[:len(first)] == first and parts[len(first)].lower() not in {"and", "&"}:
+                    # A full name is not a short form of a longer one ("Calloway Health" is not "Calloway Health
+                    # Partners"), unless all the longer one adds is its legal form ("Grubline Holdings Inc.").
+                    if len(first) > 1 and not {w.lower().strip(".,") for w in parts[len(first):]} <= CORPORATE_FORMS:
+                        continue
                     candidates.append(e)
                     break
         if not candidates:
             return None
+        public = [e for e in candidates if any(n.split()[-1].lower() in PUBLIC_BODIES for n in e.names())]
+        if public and org[name] < 2 or place.get(name, 0) > org[name]:
+            return None  # "Fenmouth" of "Fenmouth Development Agency": the place the body is named after
         if len(candidates) > 1 and not org[name]:
             return None  # a bare word shared by several names ("Calder" of "Calder Fair Banking Alliance" and a journal)
         best = max(candidates, key=lambda e: (sum(counts[n] for n in e.names()), e.name))
-        for other in candidates:
-            if other is not best and org[name]:
-                self._merge(best, other)
+        if len(candidates) > 1 and not _one_business(name, candidates):
+            # "Vesmark Competition Authority" and "Vesmark Telecommunications Agency": different bodies that share a
+            # place's name. The short name is one of them only when it acts as an organisation, and then it is the
+            # one introduced first (a brand names its parent before its units); the others stay apart.
+            introduced = min(candidates, key=lambda e: min(first_seen.get(n, (1 << 30, 0)) for n in e.names()))
+            return introduced if org[name] >= 2 and org[name] > place.get(name, 0) else None
+        if len(candidates) > 1:
+            # "Orbita" of "Orbita Airways" and "Orbita Group": one business, but the parent and its unit each keep
+            # their own entity (each may have its own strategy); the short name is the one introduced first.
+            return min(candidates, key=lambda e: min(first_seen.get(n, (1 << 30, 0)) for n in e.names()))
         return best
 
     def _merge(self, keep: Entity, other: Entity) -> None:
@@ -537,11 +639,13 @@ class EntityIndex:
         self.entities.remove(other)
 
     @staticmethod
-    def _kind(entity: Entity, person: int, org: int, place: int) -> str:
+    def _kind(entity: Entity, person: int, org: int, place: int, the_share: float = 0.0) -> str:
         names = entity.names()
         words_ = {w.lower().strip(".") for n in names for w in n.split()}
         if words_ & ORG_WORDS:
             return "organisation"
+        if any(re.search(r"\d", n) for n in names) or the_share >= 0.5:
+            return "other"  # "the GT-75", "The Harvest Pilot will list at ...": a product or a thing, not a company
         if person >= 1 and person > org and any(_person_shaped(n) for n in names):
             return "person"
         if not org and not place and any(_person_shaped(n) and not is_common_word(n.split()[0]) for n in names):
@@ -556,8 +660,9 @@ class EntityIndex:
         return "other"
 
     @staticmethod
-    def _canonical(entity: Entity, counts: Counter[str], long_forms: set[str]) -> str:
-        """The name a reader knows it by: a defined long form, else the most used name (longer ones weigh more)."""
+    def _canonical(entity: Entity, counts: Counter[str], long_forms: set[str], first: dict[str, tuple[int, int]]) -> str:
+        """The name a reader knows it by: a defined long form; for an organisation the full name the texts introduce
+        it with (news gives "Halberd Telecom" first, then "Halberd"); else the most used name."""
         names = sorted(entity.names())
         defined = [n for n in names if n in long_forms]
         if defined:
@@ -565,12 +670,19 @@ class EntityIndex:
         if entity.kind == "person":
             return max(names, key=lambda n: (len(n.split()), counts[n]))
         usable = [n for n in names if not is_acronym(n)] or names
+        if entity.kind == "organisation":
+            # The full name it is introduced with: used before (or where) any shorter name is first used.
+            opening = min((first[n] for n in names if n in first), default=None)
+            full = [n for n in usable if len(n.split()) > 1 and first.get(n) == opening]
+            if full:
+                return full[0]
         return max(usable, key=lambda n: (counts[n] * (1 + 0.5 * (len(n.split()) - 1)), len(n)))
 
     # -------------------------------------------------------------- queries
     def resolve(self, name: str) -> Entity | None:
         """The entity a name (full, partial, acronym, possessive) refers to."""
         clean = _strip_possessive(name.strip())
+        clean = getattr(self, "_opened", {}).get(clean, clean)
         if clean in self._by_name:
             return self._by_name[clean]
         lowered = clean.lower()
@@ -719,7 +831,7 @@ _DATE = re.compile(
     r"|(?:first|second|third|fourth)\s+(?:quarter|half)(?:\s+of\s+\d{4})?"
     r"|(?:early|mid|late|end of|spring|summer|fall|autumn|winter)\s+\d{4}"
     r"|(?:19|20)\d{2}s?"
-    r"|(?:last|next|this|coming|past)\s+(?:week|month|year|quarter|decade|spring|summer|fall|autumn|winter|weekend)"
+    r"|(?:[Ll]ast|[Nn]ext|[Tt]his|[Cc]oming|[Pp]ast)\s+(?:week|month|year|quarter|decade|spring|summer|fall|autumn|winter|weekend)"
     r"|(?:yesterday|today|tomorrow|tonight)"
     r"|\d+\s+(?:days?|weeks?|months?|years?)\s+(?:ago|later|earlier|from now)"
     r"|\d{1,2}(?::\d{2})?\s?(?:am|pm|a\.m|p\.m)|\d{1,2}:\d{2}|noon|midnight|(?:every\s+)?weekdays?|weekends?"

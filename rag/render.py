@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from .normalize import normalize
-from .types import Answer, Briefing, Citation, CitedItem, StrategySummary
+from .types import Answer, Briefing, Citation, CitedItem, Organisation, StrategySummary
 
 # ESC-introduced sequences (CSI ... final byte, OSC/DCS/APC/PM ... BEL or ST, two-character escapes),
 # then any other C0 control but tab and newline, DEL, and C1 controls (U+0080-U+009F, e.g. CSI U+009B).
@@ -31,43 +31,86 @@ def md(text: str) -> str:
     emphasis or table cells), so ``<script>``, ``onerror=`` and ``[x](javascript:...)`` stay visible text."""
     flat = " ".join(terminal_safe(text).split())
     flat = flat.replace("&", "&amp;")
-    return _MD_SPECIAL.sub(lambda m: {"<": "&lt;", ">": "&gt;"}.get(m.group(1), "\\" + m.group(1)), flat)
+    inert = _MD_SPECIAL.sub(lambda m: {"<": "&lt;", ">": "&gt;"}.get(m.group(1), "\\" + m.group(1)), flat)
+    return inert.replace("](", "]\\(")  # no "](" left to pair with a bracket, even an escaped one
 
 
 class _Footnotes:
-    def __init__(self) -> None:
-        self.notes: list[str] = []
-        self.index: dict[tuple[str, int | None, int | None], int] = {}
+    """Numbered citations. A note gives the quote only where the page does not already show it word for word
+    (a sentence is never printed twice); the offsets stay in the JSON."""
 
-    def refs(self, citations: list[Citation]) -> str:
+    def __init__(self) -> None:
+        self.cited: list[Citation] = []
+        self.index: dict[tuple[str, int | None, int | None], int] = {}
+        self.shown: list[str] = []
+
+    def refs(self, citations: list[Citation], shown: str = "") -> str:
+        if shown:
+            self.shown.append(normalize(" ".join(shown.split())))
         marks = []
         for c in citations:
             key = (c.chunk_id, c.start, c.end)
             if key not in self.index:
-                self.index[key] = len(self.notes) + 1
-                self.notes.append(f'[^{self.index[key]}]: {md(c.source)}{page_label(c)}, chars {c.start}-{c.end}: "{md(c.quote)}"')
+                self.index[key] = len(self.cited) + 1
+                self.cited.append(c)
             marks.append(f"[^{self.index[key]}]")
         return "".join(marks)
 
-    def item(self, item: CitedItem) -> str:
-        return f"- {md(item.text)} {self.refs(item.citations)}".rstrip()
+    def item(self, item: CitedItem, prefix: str = "") -> str:
+        return f"- {prefix}{md(item.text)} {self.refs(item.citations, item.text)}".rstrip()
 
     def block(self) -> list[str]:
-        return ["", "---", "", *self.notes] if self.notes else []
+        notes = []
+        for i, c in enumerate(self.cited, 1):
+            quote = normalize(" ".join(c.quote.split()))
+            tail = " (quoted above)" if any(quote in text for text in self.shown) else f': "{md(c.quote)}"'
+            notes.append(f"[^{i}]: {md(c.source)}{page_label(c)}{tail}")
+        return ["", "---", "", *notes] if notes else []
+
+
+def _cell(text: str) -> str:
+    return md(text) or " "
+
+
+def _organisation_lines(org: Organisation, notes: _Footnotes, h: str, *, silent: list[str] | None = None) -> list[str]:
+    lines = [f"{h} {md(org.name)}", ""]
+    facts = []
+    if org.aliases:
+        facts.append("Also: " + ", ".join(md(a) for a in org.aliases))
+    if org.people:
+        facts.append("People: " + "; ".join(f"{md(p.name)}{f' ({md(p.role)})' if p.role else ''} {notes.refs(p.citations)}"
+                                           for p in org.people))
+    if facts:
+        lines += [" · ".join(facts), ""]
+    if org.thesis:
+        lines += ["**Strategy**", ""] + [notes.item(t) for t in org.thesis] + [""]
+    else:
+        lines += [f"**Strategy.** No sentence of the sources states {md(org.name)}'s strategy outright.", ""]
+    if org.moves:
+        lines += ["**Moves**", ""] + [notes.item(m, f"**{md(m.date)}**: " if m.date else "") for m in org.moves] + [""]
+    if org.results:
+        lines += ["**Results**", ""] + [notes.item(r) for r in org.results] + [""]
+    if org.figures:
+        lines += ["**Figures**", "", "| figure | what of |", "|---|---|"]
+        lines += [f"| {_cell(f.value)} | {_cell(f.text)} {notes.refs(f.citations, f.text)} |" for f in org.figures] + [""]
+    if silent:
+        lines += ["*Not mentioned in: " + ", ".join(md(x) for x in silent) + ".*", ""]
+    return lines
 
 
 def summary_markdown(summary: StrategySummary, *, notes: _Footnotes | None = None, level: int = 1) -> str:
     own = notes is None
     notes = notes or _Footnotes()
     h = "#" * level
-    lines = [f"{h} {md(summary.title or summary.doc_id)}", "", f"*Source: {md(summary.doc_id)}*", ""]
-    for player in summary.players:
-        lines += [f"{h}# {md(player.name)}", ""]
-        if player.model:
-            lines += [f"**Model.** {md(player.model.text)} {notes.refs(player.model.citations)}", ""]
-        if player.moves:
-            lines += ["**Moves**", ""] + [notes.item(m) for m in player.moves] + [""]
-    for heading, items in (("Themes", summary.themes), ("Implications and what to watch", summary.implications)):
+    meta = md(summary.doc_id) + (f", {md(summary.date)}" if summary.date else "")
+    lines = [f"{h} {md(summary.title or summary.doc_id)}", "", f"*Source: {meta}*", ""]
+    for org in summary.organisations:
+        lines += _organisation_lines(org, notes, h + "#")
+    if summary.timeline:
+        lines += [f"{h}# Timeline", "", "| date | event |", "|---|---|"]
+        lines += [f"| {_cell(e.date or '')} | {_cell(e.text)} {notes.refs(e.citations, e.text)} |" for e in summary.timeline] + [""]
+    for heading, items in (("Themes", summary.themes), ("What is at stake", summary.implications),
+                           ("Open questions", summary.open_questions)):
         if items:
             lines += [f"{h}# {heading}", ""] + [notes.item(i) for i in items] + [""]
     if own:
@@ -80,21 +123,33 @@ def briefing_markdown(briefing: Briefing) -> str:
     lines = [f"# {md(briefing.title)}", ""]
     if briefing.executive_summary:
         lines += ["## Executive summary", ""] + [notes.item(i) for i in briefing.executive_summary] + [""]
-    for section in briefing.sections:
-        lines += [f"## {md(section.heading)}", ""] + [notes.item(p) for p in section.points] + [""]
+    for org in briefing.organisations:
+        lines += _organisation_lines(org, notes, "##", silent=org.silent)
+    if briefing.contrasts:
+        lines += ["## Contrasts", ""] + [notes.item(c) for c in briefing.contrasts] + [""]
+    if briefing.timeline:
+        lines += ["## Timeline", "", "| date | organisation | event | source |", "|---|---|---|---|"]
+        short = {o.name: min([o.name, *o.aliases], key=len) for o in briefing.organisations}
+        lines += [f"| {_cell(e.date or '')} | {_cell(short.get(e.organisation or '', e.organisation or ''))} | {_cell(e.text)} "
+                  f"{notes.refs(e.citations, e.text)} | {_cell(e.source)} |" for e in briefing.timeline] + [""]
+    if briefing.themes:
+        lines += ["## Themes", ""] + [notes.item(t) for t in briefing.themes] + [""]
+    if briefing.implications:
+        lines += ["## What is at stake", ""] + [notes.item(i) for i in briefing.implications] + [""]
+    if briefing.open_questions:
+        lines += ["## Open questions", ""] + [notes.item(q) for q in briefing.open_questions] + [""]
     if briefing.sources:
         lines += ["## Sources", ""]
         for s in briefing.sources:
-            lines.append(f"- **{md(s.title or s.source)}** ({md(s.source)}): {md(s.summary.text)} {notes.refs(s.summary.citations)}".rstrip())
+            when = f", {md(s.date)}" if s.date else ""
+            lines.append(f"- **{md(s.title or s.source)}** ({md(s.source)}{when})")
         lines.append("")
-    if briefing.open_questions:
-        lines += ["## Open questions", ""] + [f"- {md(q)}" for q in briefing.open_questions] + [""]
     if briefing.failures:
         lines += ["## Failures", "", "| source | reason |", "|---|---|"]
         lines += [f"| {md(f.source)} | {md(f.reason)} |" for f in briefing.failures] + [""]
     meta = f"*Generated by the {md(briefing.backend)} backend ({md(briefing.model)})"
     if briefing.prompt:
-        meta += f", prompt {md(briefing.prompt.name)} {md(briefing.prompt.hash)}"
+        meta += f" with the {md(briefing.prompt.name)} prompt"
     lines += [meta + ".*"]
     lines += notes.block()
     return "\n".join(lines).rstrip() + "\n"

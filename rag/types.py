@@ -129,33 +129,70 @@ class CitedItem(_Strict):
     citations: list[Citation] = Field(default_factory=list)
 
 
-class PlayerMoves(_Strict):
+# The version of the summary and briefing schemas below. A briefing (and every saved summary) records it;
+# ``rag brief`` resumes only summaries of the same version. 3: organisations with theses, moves, figures,
+# results and people; timelines, cited open questions, contrasts (2 had players with one model each).
+OUTPUT_SCHEMA_VERSION = 3
+
+
+class DatedItem(CitedItem):
+    date: str | None = Field(None, description="The date as the source writes it ('March 11', 'the third quarter').")
+
+
+class FigureItem(CitedItem):
+    """A figure of one organisation: ``value`` as written, ``text`` what it measures (the sources' words)."""
+
+    value: str
+
+
+class Person(_Strict):
     name: str
-    model: CitedItem | None = Field(None, description="The thesis or model behind the player's strategy.")
-    moves: list[CitedItem] = Field(default_factory=list)
+    role: str = Field("", description="Title or role as the sources give it ('chief executive').")
+    citations: list[Citation] = Field(default_factory=list)
+
+
+class Organisation(_Strict):
+    name: str = Field(description="The name a reader knows it by (its long form).")
+    aliases: list[str] = Field(default_factory=list, description="Other names the sources use: acronyms, short forms.")
+    thesis: list[CitedItem] = Field(default_factory=list, description="What it is trying to do, as the sources state it.")
+    moves: list[DatedItem] = Field(default_factory=list, description="What it did or will do.")
+    figures: list[FigureItem] = Field(default_factory=list, description="Figures that belong to it.")
+    results: list[CitedItem] = Field(default_factory=list, description="What the sources say about its results.")
+    people: list[Person] = Field(default_factory=list, description="Its people, with their roles.")
+
+
+class TimelineEntry(DatedItem):
+    organisation: str | None = None
+    source: str = ""
 
 
 class StrategySummary(_Strict):
+    schema_version: int = OUTPUT_SCHEMA_VERSION
     doc_id: str
     title: str = ""
-    players: list[PlayerMoves] = Field(default_factory=list)
+    date: str | None = None
+    organisations: list[Organisation] = Field(default_factory=list)
     themes: list[CitedItem] = Field(default_factory=list)
-    implications: list[CitedItem] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list, description="Dated events, in the order they happened.")
+    implications: list[CitedItem] = Field(default_factory=list, description="What is at stake, what to watch.")
+    open_questions: list[CitedItem] = Field(default_factory=list, description="Questions the source itself leaves open "
+                                            "(a pending vote, a deal awaiting approval, a target for a date), cited.")
     prompt: PromptRef | None = None
     backend: str = ""
     model: str = ""
     dropped_items: int = 0
 
 
-class BriefingSection(_Strict):
-    heading: str
-    points: list[CitedItem] = Field(default_factory=list)
+class OrganisationProfile(Organisation):
+    documents: list[str] = Field(default_factory=list, description="Sources that mention it.")
+    silent: list[str] = Field(default_factory=list, description="Sources of the briefing that say nothing about it.")
 
 
 class SourceSummary(_Strict):
     doc_id: str
     source: str
     title: str = ""
+    date: str | None = None
     summary: CitedItem
 
 
@@ -166,11 +203,16 @@ class Failure(_Strict):
 
 
 class Briefing(_Strict):
+    schema_version: int = OUTPUT_SCHEMA_VERSION
     title: str
-    executive_summary: list[CitedItem] = Field(default_factory=list)
-    sections: list[BriefingSection] = Field(default_factory=list)
+    executive_summary: list[CitedItem] = Field(default_factory=list, description="The 3-5 most important points.")
+    organisations: list[OrganisationProfile] = Field(default_factory=list)
+    contrasts: list[CitedItem] = Field(default_factory=list, description="How rivals' strategies differ, from their theses.")
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    themes: list[CitedItem] = Field(default_factory=list, description="What recurs across documents, citing each one.")
+    implications: list[CitedItem] = Field(default_factory=list)
+    open_questions: list[CitedItem] = Field(default_factory=list)
     sources: list[SourceSummary] = Field(default_factory=list)
-    open_questions: list[str] = Field(default_factory=list)
     failures: list[Failure] = Field(default_factory=list)
     prompt: PromptRef | None = None
     backend: str = ""

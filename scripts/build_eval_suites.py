@@ -35,6 +35,16 @@ SEED = "seed-blind"  # split by question: odd numbers tune, even numbers are hel
 # design: they link to other articles. Questions answered only from them expect a refusal.
 FROM_BOILERPLATE = {"seed-blind-15", "seed-blind-chat-05"}
 
+# Briefing corpora (evals/data/brief*-*.yaml, written blind from a brief on what a strategy briefing holds): the
+# dev ones tune the offline summary engine, the held-out ones never do; each half has corpora of several
+# documents about the same organisations over time.
+# A second round (brief2-*) was written later from the same brief, asked to vary how strategies are stated.
+BRIEF_DEV = ["brief-telecom", "brief-fooddelivery", "brief-chips", "brief-insurance", "brief-timeline-grocer",
+             "brief2-airports", "brief2-farmmachinery", "brief2-hospitals", "brief2-steel"]
+BRIEF_HELDOUT = ["brief-autos", "brief-cloud", "brief-consumer", "brief-shipping", "brief-timeline-pharmacy",
+                 "brief2-streaming", "brief2-banking"]
+MAX_REPEATED = 0.10  # share of a briefing's sentences that may appear twice (the briefings issue's target)
+
 # Set just below the measured results of the offline engine (the closing note of the offline-answers issue
 # records them): a drop fails CI. They are floors, not the targets.
 THRESHOLDS = {
@@ -44,6 +54,14 @@ THRESHOLDS = {
     "chat_dev": {"min_pass_rate": 0.14, "min_answer_accuracy": 0.4, "min_refusal_recall": 0.58, "min_citation_validity": 1.0},
     "chat_heldout": {"min_pass_rate": 0.0, "min_answer_accuracy": 0.4, "min_refusal_recall": 0.4,
                      "min_citation_validity": 1.0},
+    # Floors just below what the offline engine measured (dev: thesis 0.97, figures 0.92, 1 false section, repeated
+    # 0.098, timeline 0.93, open questions 0.94; held-out: 0.81, 0.89, 0, 0.054, 0.89, 0.33).
+    "briefing_dev": {"min_pass_rate": 0.88, "min_citation_validity": 1.0, "min_thesis_recall": 0.93,
+                     "min_figure_placement": 0.88, "max_false_sections": 2, "max_repeated_share": 0.12,
+                     "min_timeline_recall": 0.88, "min_open_question_recall": 0.88},
+    "briefing_heldout": {"min_pass_rate": 0.85, "min_citation_validity": 1.0, "min_thesis_recall": 0.76,
+                         "min_figure_placement": 0.85, "max_false_sections": 1, "max_repeated_share": 0.08,
+                         "min_timeline_recall": 0.85, "min_open_question_recall": 0.28},
     "qa_distractors": {"min_pass_rate": 0.42, "min_answer_accuracy": 0.35, "min_refusal_recall": 0.55,
                        "min_citation_validity": 1.0},
 }
@@ -159,6 +177,28 @@ def suite(name: str, description: str, corpora: dict[str, list[str]], cases: lis
     return {"name": name, "description": description, "corpora": corpora, "thresholds": THRESHOLDS[name], "cases": cases}
 
 
+def briefing_case(name: str) -> dict:
+    data = _load(name)
+    asserts: list = []
+    for org in data["organisations"]:
+        asserts.append({"organisation": {"name": org["name"], "aliases": list(org.get("aliases") or []),
+                                         "thesis": [[str(x) for x in group] for group in org.get("strategy_keys") or []]},
+                        "weight": 3.0})
+    for org in data["organisations"]:
+        for fig in org.get("figures") or []:
+            asserts.append({"figure": {"value": str(fig["value"]), "organisation": org["name"]}, "weight": 0.5})
+    if data.get("not_sections"):
+        asserts.append({"no-section": [str(x) for x in data["not_sections"]], "weight": 3.0})
+    asserts.append({"max-repeated": MAX_REPEATED, "weight": 2.0})
+    for event in data.get("timeline") or []:
+        asserts.append({"timeline-event": {"evidence": str(event["evidence"]), "date": str(event["date"])}, "weight": 0.5})
+    for q in data.get("open_questions") or []:
+        asserts.append({"open-question": str(q["evidence"]), "weight": 1.0})
+    return {"id": name.removeprefix("brief-"), "kind": "briefing", "corpus": name,
+            "description": f"{data['domain']}: {len(data['organisations'])} organisations, {len(data['documents'])} document(s).",
+            "threshold": 0.6, "assert": asserts}
+
+
 def build() -> dict[str, dict]:
     halves = {"dev": DEV + [SEED], "heldout": HELDOUT + [SEED]}
     out = {}
@@ -178,6 +218,13 @@ def build() -> dict[str, dict]:
     out["qa_distractors"] = suite("qa_distractors", "Every blind-written question, each corpus indexed together with 50 "
                                   "unrelated documents (evals/corpora/distractors/): citations must come from the "
                                   "question's own corpus.", mixed, cases)
+    for half, names in (("dev", BRIEF_DEV), ("heldout", BRIEF_HELDOUT)):
+        corpora = {n_: [f"evals/corpora/{n_}/"] for n_ in names}
+        out[f"briefing_{half}"] = suite(
+            f"briefing_{half}", f"Briefings over multi-organisation news corpora ({half} half), expectations written blind "
+            "(organisations with their stated strategies, key figures, names that are not organisations, dated events, "
+            "open questions). Generated by scripts/build_eval_suites.py from evals/data/brief-*.yaml.",
+            corpora, [briefing_case(n_) for n_ in names])
     return out
 
 

@@ -1,4 +1,5 @@
-"""Strategy summaries and batch briefings offline: verbatim citations, schema, resume, failure isolation."""
+"""Strategy summaries and batch briefings offline: verbatim citations, schema, resume, failure isolation, and what
+the offline engine reads (organisations, theses, figures, people, dates, open questions)."""
 
 from __future__ import annotations
 
@@ -6,54 +7,74 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from conftest import SEED_FILE, SEEDS, run_cli
+from rag.backends.offline_summary import build_briefing, summarize_document
 from rag.briefing import merge_summaries, verify_summary
-from rag.context import context_from_chunks
 from rag.chunk import Chunker
+from rag.context import context_from_chunks
+from rag.evaluate.assertions import repeated_share, ungrounded_figures
 from rag.ingest import make_document
-from rag.types import Briefing, Citation, CitedItem, PlayerMoves, StrategySummary
+from rag.render import briefing_markdown
+from rag.types import (
+    OUTPUT_SCHEMA_VERSION, Briefing, Citation, CitedItem, DatedItem, FigureItem, Organisation, StrategySummary,
+)
 
 ARTICLE = SEED_FILE.read_text(encoding="utf-8")
 
 
 def all_citations(briefing: Briefing):
-    for item in briefing.executive_summary:
+    orgs = briefing.organisations
+    items = (list(briefing.executive_summary) + [t for o in orgs for t in o.thesis] + [m for o in orgs for m in o.moves]
+             + [r for o in orgs for r in o.results] + [f for o in orgs for f in o.figures] + [p for o in orgs for p in o.people]
+             + list(briefing.contrasts) + list(briefing.timeline) + list(briefing.themes) + list(briefing.implications)
+             + list(briefing.open_questions) + [s.summary for s in briefing.sources])
+    for item in items:
         yield from item.citations
-    for section in briefing.sections:
-        for point in section.points:
-            yield from point.citations
-    for s in briefing.sources:
-        yield from s.summary.citations
 
 
-def test_brief_seeds_offline_writes_readable_markdown_and_valid_json(tmp_path):
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def seed_brief(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("brief") / "out"
     result = run_cli("brief", str(SEEDS), "--out", str(out))
     assert result.returncode == 0, result.stderr
-    briefing = Briefing.model_validate_json((out / "briefing.json").read_text())
+    return out
+
+
+def test_brief_seeds_offline_writes_readable_markdown_and_valid_json(seed_brief):
+    briefing = Briefing.model_validate_json((seed_brief / "briefing.json").read_text())
+    assert briefing.schema_version == OUTPUT_SCHEMA_VERSION
     cites = list(all_citations(briefing))
     assert cites
     for c in cites:
         assert ARTICLE[c.start:c.end] == c.quote
-    md = (out / "briefing.md").read_text()
+    md = (seed_brief / "briefing.md").read_text()
     assert md.startswith("# ") and "## Executive summary" in md and "## Amazon" in md and "## Walmart" in md
-    # Every footnote quote in the Markdown is verbatim in the article (modulo whitespace).
+    assert md.index("**Strategy**", md.index("## Amazon")) < md.index("**Moves**", md.index("## Amazon"))  # thesis first
+    # Footnotes quote what the page does not already show; every quote they give is verbatim in the article.
     quotes = re.findall(r'^\[\^\d+\]: .*?: "(.*)"$', md, re.M)
-    assert quotes and all(" ".join(q.split()) in " ".join(ARTICLE.replace('"', "'").split()) for q in quotes)
-    assert len(list((out / "summaries").glob("*.json"))) == 1
+    assert all(" ".join(q.split()) in " ".join(ARTICLE.replace('"', "'").split()) for q in quotes)
+    assert len(list((seed_brief / "summaries").glob("*.json"))) == 1
 
 
-def test_offline_summary_covers_the_article_strategy(tmp_path):
-    result = run_cli("brief", str(SEEDS), "--out", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr
-    summary_file = next((tmp_path / "out" / "summaries").glob("*.json"))
-    summary = StrategySummary.model_validate(json.loads(summary_file.read_text())["summary"])
-    players = {p.name: " ".join([p.model.text if p.model else ""] + [m.text for m in p.moves]) for p in summary.players}
-    assert {"Amazon", "Walmart"} <= set(players)
-    for point in ("technological layers", "prescription delivery", "satellite", "training data"):
-        assert point in players["Amazon"]
-    for point in ("service network", "healthcare", "affordability", "part clinic"):
-        assert point in players["Walmart"]
+def test_the_seed_briefing_covers_both_models_their_moves_kroger_and_the_stakes(seed_brief):
+    briefing = Briefing.model_validate_json((seed_brief / "briefing.json").read_text())
+    orgs = {o.name: o for o in briefing.organisations}
+    assert {"Amazon", "Walmart", "Kroger"} <= set(orgs)
+    thesis = {n: " ".join(t.text for t in o.thesis) for n, o in orgs.items()}
+    assert "technological layers" in thesis["Amazon"] and "service network" in thesis["Walmart"]
+    md = (seed_brief / "briefing.md").read_text()
+    for point in ("prescription delivery", "satellite", "training data", "healthcare", "affordability", "part clinic",
+                  "hired a former Walmart U.S. CEO", "platform war", "rails beneath modern consumption"):
+        assert point in md, point
+    # A narrative aside is not a move of anyone: "The old story was a simple one: Amazon disrupted retail."
+    assert not any("old story" in m.text for o in briefing.organisations for m in o.moves)
+    # The executive summary is chosen, and its sentences are not repeated below it.
+    assert 3 <= len(briefing.executive_summary) <= 5
+    share, repeated = repeated_share(md)
+    assert share <= 0.10, repeated
+    assert ungrounded_figures(md, ARTICLE) == []
 
 
 def test_rerun_resumes_and_force_redoes(tmp_path):
@@ -64,6 +85,18 @@ def test_rerun_resumes_and_force_redoes(tmp_path):
     assert again["summarized"] == 0 and again["resumed"] == 1
     forced = json.loads(run_cli("brief", str(SEEDS), "--out", str(out), "--json", "--force").stdout)
     assert forced["summarized"] == 1
+
+
+def test_a_summary_of_another_schema_version_is_redone_not_resumed(tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("brief", str(SEEDS), "--out", str(out)).returncode == 0
+    path = next((out / "summaries").glob("*.json"))
+    saved = json.loads(path.read_text())
+    saved["summary"]["schema_version"] = OUTPUT_SCHEMA_VERSION - 1  # as an older rag would have left it
+    path.write_text(json.dumps(saved))
+    again = json.loads(run_cli("brief", str(SEEDS), "--out", str(out), "--json").stdout)
+    assert (again["summarized"], again["resumed"]) == (1, 0)
+    assert json.loads(path.read_text())["summary"]["schema_version"] == OUTPUT_SCHEMA_VERSION
 
 
 def test_bad_files_are_isolated_listed_and_make_the_exit_code_non_zero(tmp_path):
@@ -78,40 +111,98 @@ def test_bad_files_are_isolated_listed_and_make_the_exit_code_non_zero(tmp_path)
     reasons = {f["source"]: f["reason"] for f in data["failures"]}
     assert reasons == {"corpus/garbage.txt": "binary file", "corpus/empty.md": "empty file"}
     briefing = Briefing.model_validate_json((tmp_path / "out" / "briefing.json").read_text())
-    assert {f.source for f in briefing.failures} == set(reasons) and briefing.sections
+    assert {f.source for f in briefing.failures} == set(reasons) and briefing.organisations
     assert "## Failures" in (tmp_path / "out" / "briefing.md").read_text()
 
 
+def _context(text: str, source: str = "a.txt"):
+    doc = make_document(text, doc_id=source, source=source)
+    return context_from_chunks(Chunker().chunk(doc), source=source)
+
+
 def test_items_whose_citations_fail_are_dropped_never_shown():
-    doc = make_document(ARTICLE, doc_id="a.txt", source="a.txt")
-    context = context_from_chunks(Chunker().chunk(doc), source="a.txt")
+    context = _context(ARTICLE)
     good = Citation(source="a.txt", chunk_id="S1", quote="Amazon is scaling same-day prescription delivery")
     bad = Citation(source="a.txt", chunk_id="S1", quote="Amazon is buying Walmart for $90 billion")
-    summary = StrategySummary(doc_id="a.txt", players=[
-        PlayerMoves(name="Amazon", moves=[CitedItem(text="scales delivery", citations=[good]),
-                                          CitedItem(text="buys Walmart", citations=[bad])]),
-        PlayerMoves(name="Costco", moves=[CitedItem(text="invented", citations=[bad])]),
+    summary = StrategySummary(doc_id="a.txt", organisations=[
+        Organisation(name="Amazon", moves=[DatedItem(text="scales delivery", citations=[good]),
+                                           DatedItem(text="buys Walmart", citations=[bad])],
+                     figures=[FigureItem(value="$90 billion", text="a price", citations=[good])]),
+        Organisation(name="Costco", moves=[DatedItem(text="invented", citations=[bad])]),
     ], themes=[CitedItem(text="no citation at all")])
     verified = verify_summary(summary, context)
-    assert [p.name for p in verified.players] == ["Amazon"]
-    assert [m.text for m in verified.players[0].moves] == ["scales delivery"]
-    assert verified.themes == [] and verified.dropped_items == 3
-    assert verified.players[0].moves[0].citations[0].start == ARTICLE.index("Amazon is scaling")
+    assert [o.name for o in verified.organisations] == ["Amazon"]
+    assert [m.text for m in verified.organisations[0].moves] == ["scales delivery"]
+    # A figure the quote it cites does not state is dropped too.
+    assert verified.organisations[0].figures == []
+    assert verified.themes == [] and verified.dropped_items == 4
+    assert verified.organisations[0].moves[0].citations[0].start == ARTICLE.index("Amazon is scaling")
 
 
-def test_merge_summaries_unions_players_and_drops_repeats():
-    item = CitedItem(text="x", citations=[])
-    a = StrategySummary(doc_id="d", players=[PlayerMoves(name="A", moves=[item])], themes=[item])
-    b = StrategySummary(doc_id="d", players=[PlayerMoves(name="A", moves=[item, CitedItem(text="y")]),
-                                             PlayerMoves(name="B", moves=[CitedItem(text="z")])])
+def test_merge_summaries_unions_organisations_and_drops_repeats():
+    item = DatedItem(text="x", citations=[])
+    a = StrategySummary(doc_id="d", organisations=[Organisation(name="A", moves=[item])], themes=[CitedItem(text="x")])
+    b = StrategySummary(doc_id="d", organisations=[Organisation(name="A", moves=[item, DatedItem(text="y")]),
+                                                   Organisation(name="B", moves=[DatedItem(text="z")])])
     merged = merge_summaries([a, b])
-    assert [(p.name, [m.text for m in p.moves]) for p in merged.players] == [("A", ["x", "y"]), ("B", ["z"])]
+    assert [(o.name, [m.text for m in o.moves]) for o in merged.organisations] == [("A", ["x", "y"]), ("B", ["z"])]
     assert merged.themes == []  # "x" was already used as a move
 
 
 def test_summarize_cli_markdown_and_unknown_document(seeded_index):
     result = run_cli("summarize")
     assert result.returncode == 0, result.stderr
-    assert "## Amazon" in result.stdout and "**Model.**" in result.stdout
+    assert "## Amazon" in result.stdout and "**Strategy**" in result.stdout
     missing = run_cli("summarize", "nope/*.txt")
     assert missing.returncode == 1 and "no indexed document" in missing.stderr
+
+
+# ------------------------------------------------------------------ what the offline engine reads
+RIVALS = """Pelham Cargo Systems (PCS) agreed on March 3 to sell its Baltic ferry unit to Orwell Maritime for $410 million.
+
+PCS's plan: focus on rail freight in the interior and cut debt. Chief Executive Dana Whitfield said the sale would close in the third quarter.
+
+Orwell Maritime will pay PCS $410 million in cash, and it will keep the unit's 1,200 staff. Orwell's approach is to buy routes that rivals no longer want and run them more cheaply.
+
+Revenue at PCS fell 4% to $2.1 billion last year. Still, Analysts at Carrow Research called the price fair.
+
+The deal needs approval from the Baltic Competition Board, which is expected to rule by June.
+"""
+
+
+def test_organisations_theses_figures_people_and_open_questions_from_one_article():
+    context = _context(RIVALS, "rivals.txt")
+    summary = verify_summary(summarize_document("rivals.txt", "Rivals", context), context)
+    orgs = {o.name: o for o in summary.organisations}
+    pcs, orwell = orgs["Pelham Cargo Systems"], orgs["Orwell Maritime"]
+    assert "PCS" in pcs.aliases  # the acronym joins its long form
+    assert "rail freight" in pcs.thesis[0].text and "buy routes" in orwell.thesis[0].text
+    assert [(p.name, p.role) for p in pcs.people] == [("Dana Whitfield", "Chief Executive")]
+    assert not {"Dana Whitfield", "Still", "Analysts", "Chief Executive"} & set(orgs)  # never an organisation
+    # "Orwell Maritime will pay PCS $410 million": the payment is Orwell's; PCS's own figure is its revenue.
+    assert "$410 million" in {f.value for f in orwell.figures}
+    assert {"$2.1 billion", "4%"} <= {f.value for f in pcs.figures}
+    assert any("fell 4%" in r.text for r in pcs.results)
+    assert [q.citations[0].quote for q in summary.open_questions] == [
+        "The deal needs approval from the Baltic Competition Board, which is expected to rule by June."]
+    assert [t.date for t in summary.timeline][:1] == ["March 3"]
+
+
+def test_briefing_merges_an_organisation_named_differently_across_documents_and_says_where_it_is_absent():
+    one = _context(RIVALS, "one.txt")
+    two = _context("Orwell Maritime said on May 2 that it had hired 300 crew for its new Baltic routes. Orwell "
+                   "wants to double its fleet by 2028.", "two.txt")
+    summaries = [verify_summary(summarize_document("one.txt", "One", one), one),
+                 verify_summary(summarize_document("two.txt", "Two", two), two)]
+    texts = {"one.txt": {"source": "one.txt", "text": RIVALS}, "two.txt": {"source": "two.txt", "text": two[0].chunk.text}}
+    briefing = build_briefing("B", summaries, texts)
+    names = [o.name for o in briefing.organisations]
+    assert names.count("Orwell Maritime") == 1 and "Orwell" not in names
+    orwell = next(o for o in briefing.organisations if o.name == "Orwell Maritime")
+    assert set(orwell.documents) == {"one.txt", "two.txt"}
+    pcs = next(o for o in briefing.organisations if o.name == "Pelham Cargo Systems")
+    assert pcs.silent == ["two.txt"]
+    assert "Pelham Cargo Systems" in briefing.executive_summary[0].text  # the rivals' theses side by side, first
+    assert [e.date for e in briefing.timeline][:2] == ["March 3", "May 2"]
+    md = briefing_markdown(briefing)
+    assert "*Not mentioned in: two.txt.*" in md and "| date | organisation | event | source |" in md

@@ -123,7 +123,8 @@ def test_a_docx_answer_cites_the_text_under_its_heading(indexed: tuple[Path, dic
 def test_markdown_footnotes_name_the_page() -> None:
     cite = Citation(source="reports/annual.pdf", chunk_id="reports/annual.pdf#1", quote=PAGE_3_QUOTE, start=220, end=305, page=3)
     summary = StrategySummary(doc_id="reports/annual.pdf", title="Report", themes=[CitedItem(text="Storage grew.", citations=[cite])])
-    assert "reports/annual.pdf, p. 3, chars 220-305" in summary_markdown(summary)
+    # The page, not the character offsets (those stay in the JSON): every number on the page comes from a source.
+    assert f'[^1]: reports/annual.pdf, p. 3: "{PAGE_3_QUOTE}"' in summary_markdown(summary)
 
 
 def test_a_partly_scanned_pdf_is_indexed_with_a_warning_naming_the_pages(tmp_path: Path) -> None:

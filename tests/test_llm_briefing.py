@@ -87,9 +87,9 @@ def summary_reply(body: dict[str, Any]) -> dict[str, Any]:
         return {"text": statement, "citations": [{"source": doc, "chunk_id": sid, "quote": sentence}]}
 
     return {"doc_id": doc_id, "title": title,
-            "players": [{"name": company, "model": item("Betting on sustained demand.", sentences[2]),
-                         "moves": [item("Expanding into a new market.", sentences[0]),
-                                   item("Opening new sites with local teams.", sentences[1])]}],
+            "organisations": [{"name": company, "thesis": [item("Betting on sustained demand.", sentences[2])],
+                               "moves": [item("Expanding into a new market.", sentences[0]),
+                                         item("Opening new sites with local teams.", sentences[1])]}],
             "themes": [item("Expansion into new markets.", sentences[0])],
             "implications": [item("Rivals may respond with price cuts.", sentences[3])]}
 
@@ -97,13 +97,14 @@ def summary_reply(body: dict[str, Any]) -> dict[str, Any]:
 def briefing_reply(body: dict[str, Any]) -> dict[str, Any]:
     """A Briefing built from the <summary> blocks, copying their verified citations unchanged."""
     summaries = [json.loads(js) for _, js in SUMMARY.findall(body["messages"][1]["content"])]
-    lead = [s["players"][0]["model"] for s in summaries]
+    lead = [s["organisations"][0]["thesis"][0] for s in summaries]
     return {"title": TITLE.search(body["messages"][0]["content"]).group(1),
             "executive_summary": lead[:3],
-            "sections": [{"heading": "Expansion moves", "points": [s["players"][0]["moves"][0] for s in summaries]}],
+            "organisations": [{"name": s["organisations"][0]["name"], "thesis": s["organisations"][0]["thesis"],
+                               "moves": s["organisations"][0]["moves"][:1]} for s in summaries],
             "sources": [{"doc_id": s["doc_id"], "source": s["doc_id"], "title": s["title"],
-                         "summary": s["players"][0]["model"]} for s in summaries],
-            "open_questions": ["How large are the planned investments?"]}
+                         "summary": s["organisations"][0]["thesis"][0]} for s in summaries],
+            "open_questions": [s["implications"][0] for s in summaries[:1]]}
 
 
 class Model:
@@ -120,7 +121,7 @@ class Model:
             if self.broken.get(doc_id) == "500":
                 return server_error(500)
             if self.broken.get(doc_id) == "bad-json":
-                return reply('{"doc_id": "' + doc_id + '", "players": [ this is not JSON')
+                return reply('{"doc_id": "' + doc_id + '", "organisations": [ this is not JSON')
             return json_reply(summary_reply(body))
         except Exception as exc:  # a broken script shows up as a failure reason, not a hang
             return error(418, f"test script failed: {exc!r}")
@@ -178,7 +179,8 @@ def test_failures_are_isolated_listed_and_a_rerun_redoes_only_them(fake_openai, 
     # What the user sees: 17 summaries on disk, a model-written briefing over them, the 3 failures listed.
     assert set(saved_summaries(out)) == set(docs) - {down, bad_json}
     briefing = Briefing.model_validate_json((out / "briefing.json").read_text(encoding="utf-8"))
-    assert len(briefing.sources) == 17 and briefing.executive_summary and briefing.sections
+    assert len(briefing.sources) == 17 and briefing.executive_summary and len(briefing.organisations) == 17
+    assert all(o.documents and len(o.silent) == 16 for o in briefing.organisations)  # counted from the documents
     assert {f.source for f in briefing.failures} == set(reasons)  # no "(briefing)" failure: synthesis worked
     assert briefing.backend == "openai" and briefing.usage.calls >= 17 + 1
     markdown = (out / "briefing.md").read_text(encoding="utf-8")

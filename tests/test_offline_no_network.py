@@ -122,7 +122,7 @@ def test_index_ask_brief_summarize_run_offline_with_no_connection(no_network, tm
     summarized = run_cli("summarize", "--json", env=env)
     assert summarized.returncode == 0, summarized.stderr
     [summary] = json.loads(summarized.stdout)
-    assert summary["backend"] == "offline" and {p["name"] for p in summary["players"]} >= {"Amazon", "Walmart"}
+    assert summary["backend"] == "offline" and {p["name"] for p in summary["organisations"]} >= {"Amazon", "Walmart"}
 
     assert attempts(log) == []  # no connection, no DNS lookup, and the openai SDK was never imported
 

@@ -505,7 +505,7 @@ class OfflineBackend(Backend):
         elif request.task == "summary":
             from .offline_summary import summarize_document
 
-            output = summarize_document(inputs["doc_id"], inputs["title"], inputs["context"])
+            output = summarize_document(inputs["doc_id"], inputs["title"], inputs["context"], date=inputs.get("date"))
         elif request.task == "briefing":
             from .offline_summary import build_briefing
 

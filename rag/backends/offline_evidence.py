@@ -46,6 +46,8 @@ _VERBISH = re.compile(r"(?:['’]s\s+)?(?:,[^,]{1,60},\s*)?(?:\s+(?:on|last|this
                       r"(?:\s*\([^)]{1,20}\))?)?\s*(?:is|are|was|were|has|have|had|will|would|can|could|may|might|"
                       r"should|must|did|does|do|also|now|then|still|already|recently|said|says|plans|planned|aims|wants|"
                       r"hopes|expects|bets|agreed|announced|reported|opened|closed|hired|bought|sold|paid|pays|launched|"
+                      r"took|made|won|lost|gave|got|set|put|cut|bid|ran|began|saw|chose|led|held|kept|left|met|built|spent|"
+                      r"sent|told|brought|became|came|went|wrote|grew|fell|rose|drew|struck|hit|shut|split|sought|won|"
                       r"\w+ed|\w+s)\b")
 _PREPOSITION_BEFORE = re.compile(r"\b(?:to|of|with|than|against|from|by|for|versus|vs|like|and|or|between|on|at|"
                                  r"into|toward|towards|over|about|out-\w+|outpace|beat)\s*$", re.I)

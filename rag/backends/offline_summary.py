@@ -1,126 +1,589 @@
-"""Offline strategy summaries and briefings: extraction, every item a verbatim sentence with its citation.
+"""Offline strategy summaries and briefings: extraction, every item a verbatim span of a source sentence with its
+citation.
 
-Players are the names that act as the subject of sentences; a player's *model* is the text under a
-"<Player>'s model/strategy" heading or a sentence that names its model; *moves* are sentences where
-the player acts; *themes* and *implications* are the remaining sentences picked by cue words and
-centrality. Deterministic, so CI can check it.
+Per document (:func:`summarize_document`): the organisations it is about (names from the language layer:
+long forms, acronyms, possessives; people and places never become organisations), each with its thesis
+(the sentences that state what it is trying to do), its moves (sentences where it acts, with their dates),
+its figures (each attributed to the organisation of its clause), what the document says about its
+results, and its people with their roles; the document's dated events, the questions it leaves open
+(a pending vote, a deal awaiting approval) and what is at stake.
+
+Across documents (:func:`build_briefing`): organisations merged by the names they share, with the sources
+that say nothing about them; one timeline; themes that recur, citing each document; contrasts between
+rivals' theses; an executive summary of chosen points that the rest of the briefing does not repeat.
+Deterministic, so CI can check it.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from ..context import ContextChunk
 from ..extract import Sentence, entities_of, split_sentences
-from .offline_evidence import actor_of
-from ..types import Briefing, BriefingSection, Citation, CitedItem, PlayerMoves, SourceSummary, StrategySummary
+from ..language import FUNCTION_WORDS, acronym_of, content_stems, is_acronym, stem
+from ..normalize import normalize
+from ..types import (
+    Briefing, Citation, CitedItem, DatedItem, FigureItem, Organisation, OrganisationProfile, Person, SourceSummary,
+    StrategySummary, TimelineEntry,
+)
+from .offline_reading import (
+    THESIS_NOUNS, Reading, clause_around, date_sort_key, document_date, event_dates, figure_text, org_salience,
+    phrase_around, read_document, thesis_rank,
+)
 
-MAX_PLAYERS = 6
-MAX_MOVES = 5
-MAX_THEMES = 4
-MAX_IMPLICATIONS = 4
-_MODEL_WORDS = re.compile(r"\b(model|strategy|thesis|playbook|approach|bet)\b", re.I)
-_THEME_WORDS = re.compile(r"\b(platform|infrastructure|ecosystem|rivalry|race|war|competition|shift|phase|category|"
-                          r"everyday|routine|rails|scale|both|landscape|trend)\w*", re.I)
-_IMPLICATION_WORDS = re.compile(r"\b(in that sense|crucially|means|implication|question|will|could|would|no longer|"
-                                r"attention|rest of|watch|signal|gold medal|remain|future|next)\b", re.I)
-def _cite(s: Sentence) -> CitedItem:
-    return CitedItem(text=s.text, citations=[Citation(source=s.ctx.source, chunk_id=s.ctx.id, quote=s.text)])
+MAX_ORGANISATIONS = 8
+MAX_THESIS = 3
+MAX_MOVES = 6
+MAX_FIGURES = 30
+MAX_RESULTS = 3
+MAX_OPEN_QUESTIONS = 4
+MAX_IMPLICATIONS = 3
+MAX_THEMES = 3
+MAX_TIMELINE = 12
+EXECUTIVE_POINTS = 5
 
 
-def summarize_document(doc_id: str, title: str, context: list[ContextChunk]) -> StrategySummary:
+def _cite(s: Sentence) -> list[Citation]:
+    return [Citation(source=s.ctx.source, chunk_id=s.ctx.id, quote=s.text)]
+
+
+def _item(s: Sentence) -> CitedItem:
+    return CitedItem(text=s.text, citations=_cite(s))
+
+
+_CONTRAST = re.compile(r"\b(?:no longer|not only|rather than|instead of|isn't|is not|are not|aren't|not just)\b", re.I)
+_CONTINUES = re.compile(r"^\s*(?:it|this|that|they|these)\s+(?:is|are|was|were|has|have)\b", re.I)
+
+
+def _with_continuation(s: Sentence, following: dict[int, Sentence]) -> CitedItem:
+    """A sentence with the one that completes it: "... is no longer about carts and clicks." + "It is about who owns
+    the rails ..." is one point. The quote spans both, as the chunk writes them."""
+    nxt = following.get(id(s))
+    if nxt is not None and nxt.ctx is s.ctx and _CONTRAST.search(s.text) and _CONTINUES.match(nxt.text):
+        gap = s.ctx.chunk.text[s.end:nxt.start]
+        if not gap.strip() and "\n\n" not in gap:
+            text = s.ctx.chunk.text[s.start:nxt.end]
+            return CitedItem(text=text, citations=[Citation(source=s.ctx.source, chunk_id=s.ctx.id, quote=text)])
+    return _item(s)
+
+
+def _centrality(readings: Sequence[Reading]) -> dict[int, float]:
+    """How central each sentence is to its document: similarity to the document's mean vector, plus how many of
+    its words other sentences share (0..~2)."""
+    vectors = [r.s.vector for r in readings if r.s.vector is not None]
+    if not vectors:
+        return {id(r): 0.0 for r in readings}
+    mean = np.mean(np.stack(vectors), axis=0)
+    mean = mean / (np.linalg.norm(mean) or 1.0)
+    df: Counter[str] = Counter(t for r in readings for t in r.s.stems)
+    n = max(1, len(readings))
+    out = {}
+    for r in readings:
+        sem = float(r.s.vector @ mean) if r.s.vector is not None else 0.0
+        shared = sum(min(1.0, (df[t] - 1) / 3) for t in r.s.stems) / math.sqrt(1 + len(r.s.stems))
+        out[id(r)] = sem + 0.5 * shared / math.sqrt(math.log(2 + n))
+    return out
+
+
+def _move_score(r: Reading, central: float) -> float:
+    return central + 0.6 * bool(r.figures) + 0.5 * bool(r.events) + 0.3 * any(f.kind == "money" for f, _ in r.figures)
+
+
+def summarize_document(doc_id: str, title: str, context: list[ContextChunk], *, date: str | None = None) -> StrategySummary:
     sentences = split_sentences(context)
-    body = [s for s in sentences if not s.is_heading]
     entities = entities_of(context)
-    subjects: dict[int, str | None] = {}
-    for s in body:
-        actor = actor_of(s.text, entities)
-        subjects[id(s)] = actor.name if actor is not None and actor.kind in ("organisation", "other") else None
-    acting = Counter(v for v in subjects.values() if v)
-    players = [n for n, _ in acting.most_common()][:MAX_PLAYERS]
+    readings, people = read_document(sentences, entities)
+    readings = [r for r in readings if not _is_boilerplate(r.s.text)]
+    central = _centrality(readings)
+    source = context[0].source if context else doc_id
+    date = document_date(context[0].chunk.text if context else "", source, date)
+    default_year = _year_of(date)
+
+    _fold_units(readings)
+    salience = org_salience(readings)
+    acting = Counter(id(r.actor) for r in readings if r.actor is not None and not r.quote and not r.speech)
+    theses = Counter(id(r.thesis) for r in readings if r.thesis is not None)
+    mentioned = Counter(id(e) for r in readings for e in r.orgs)
+    by_id = {id(e): e for r in readings for e in r.orgs + [x for x in (r.actor, r.thesis, r.topic) if x is not None]}
+    # A section for each organisation that states a strategy or acts: more than once, or once in a dated or counted
+    # move ("Kroger on Monday hired ..."); names only mentioned in passing get none.
+    newsworthy = Counter(id(r.actor) for r in readings if r.actor is not None and not r.quote and (r.events or r.figures))
+    # The organisation a document is about, even when others speak for it ("Pruitt said the authority ...").
+    about = Counter(id(r.topic) for r in readings if r.topic is not None)
+    for i, n in about.items():
+        if n >= max(3, len(readings) // 4):
+            acting[i] = max(acting[i], 1)
+            mentioned[i] = max(mentioned[i], 2)
+    chosen = [by_id[i] for i, _ in salience.most_common()
+              if by_id[i].kind == "organisation" and (theses[i] or (acting[i] and (mentioned[i] >= 2 or newsworthy[i])))]
+    chosen = chosen[:MAX_ORGANISATIONS]
 
     used: set[int] = set()
-    result: list[PlayerMoves] = []
-    for name in players:
-        heading_model = [s for s in body if name.lower() in s.heading.lower() and _MODEL_WORDS.search(s.heading)]
-        named_model = [s for s in body if subjects[id(s)] == name and _MODEL_WORDS.search(s.text)]
-        model = (heading_model or named_model or [None])[0]
-        if model is not None:
-            used.add(id(model))
-        moves = [s for s in body if subjects[id(s)] == name and id(s) not in used][:MAX_MOVES]
-        used.update(id(s) for s in moves)
-        result.append(PlayerMoves(name=name, model=_cite(model) if model else None, moves=[_cite(s) for s in moves]))
+    orgs: list[Organisation] = []
+    for e in chosen:
+        own = [r for r in readings if r.thesis is e]
+        if any(r.thesis_strength >= 2 for r in own):
+            # A weak statement of intent that is still pending ("plans to bid in the June auction") is an open
+            # question rather than the strategy, when a plainer statement of the strategy exists.
+            own = [r for r in own if r.thesis_strength >= 2 or not r.pending]
+        own.sort(key=lambda r: (-r.thesis_strength, r.s.index))
+        strong = [r for r in own if r.thesis_strength >= 2]
+        thesis = (strong if len(strong) >= 2 else own)[:MAX_THESIS]  # the plainest statements first
+        used.update(id(r) for r in thesis)
+        orgs.append(Organisation(name=e.name, aliases=sorted(e.aliases - {e.name}), thesis=[_item(r.s) for r in thesis]))
 
-    stems_count: Counter[str] = Counter(t for s in body for t in s.stems)
+    # Open questions before moves: "The deal needs approval from ..." is what is pending, not a move.
+    pending = [r for r in readings if r.pending and id(r) not in used and not (r.quote and not r.orgs)]
+    pending.sort(key=lambda r: (-(bool(r.events) + bool(r.orgs)), -central[id(r)], r.s.index))
+    open_questions = sorted(pending[:MAX_OPEN_QUESTIONS], key=lambda r: r.s.index)
+    used.update(id(r) for r in open_questions)
 
-    def centrality(s: Sentence) -> float:
-        return sum(stems_count[t] for t in s.stems) / (1 + len(s.stems)) ** 0.5
+    for org, e in zip(orgs, chosen):
+        results = [r for r in readings if id(r) not in used and r.result and not r.quote and
+                   (r.actor is e or (r.figures and r.figures[0][1] is e))]
+        results = sorted(results, key=lambda r: (-central[id(r)], r.s.index))[:MAX_RESULTS]
+        used.update(id(r) for r in results)
+        moves = [r for r in readings if id(r) not in used and r.actor is e and not r.quote]
+        moves = sorted(sorted(moves, key=lambda r: (-_move_score(r, central[id(r)]), r.s.index))[:MAX_MOVES],
+                       key=lambda r: r.s.index)
+        used.update(id(r) for r in moves)
+        org.results = [_item(r.s) for r in sorted(results, key=lambda r: r.s.index)]
+        org.moves = [DatedItem(text=r.s.text, citations=_cite(r.s), date=_best_date(r).text if r.events else None)
+                     for r in moves]
+        org.figures = _figures_of(e, readings)
+        org.people = [Person(name=a.person.name, role=a.role, citations=_cite(a.sentence))
+                      for a in people.values() if a.organisation is e]
 
-    rest = [s for s in body if id(s) not in used]
-    implications = [s for s in rest if _IMPLICATION_WORDS.search(s.text)]
-    implications = sorted(implications, key=lambda s: (-centrality(s), s.index))[:MAX_IMPLICATIONS]
-    used.update(id(s) for s in implications)
-    themes = [s for s in rest if id(s) not in used and (_THEME_WORDS.search(s.text) or s.index == 0)]
-    themes = sorted(themes, key=lambda s: (s.index != 0, -centrality(s), s.index))[:MAX_THEMES]
-    order = lambda items: sorted(items, key=lambda s: s.index)  # noqa: E731
-    return StrategySummary(
-        doc_id=doc_id, title=title, players=result,
-        themes=[_cite(s) for s in order(themes)], implications=[_cite(s) for s in order(implications)],
-    )
+    timeline = _timeline(readings, default_year, source)
+    rest = [r for r in readings if id(r) not in used and not r.quote and len(r.s.text.split()) >= 8]
+    rest.sort(key=lambda r: (-central[id(r)], r.s.index))
+    # What is at stake: the document's own reading of the situation, not one more figure or move.
+    implications = [r for r in rest if not r.figures and (r.actor is None or len(r.orgs) >= 2)][:MAX_IMPLICATIONS]
+    used.update(id(r) for r in implications)
+    themes = [r for r in rest if id(r) not in used and r.actor is None][:MAX_THEMES]
+    following = {id(a.s): b.s for a, b in zip(readings, readings[1:])}
+    used_sentences = {id(r.s) for r in readings if id(r) in used}
+    order = lambda rs: [_with_continuation(r.s, {k: v for k, v in following.items() if id(v) not in used_sentences})  # noqa: E731
+                        for r in sorted(rs, key=lambda r: r.s.index)]
+    return StrategySummary(doc_id=doc_id, title=title, date=date, organisations=orgs, themes=order(themes),
+                           timeline=timeline, implications=order(implications), open_questions=order(open_questions))
 
 
-def _lead(summary: StrategySummary) -> CitedItem | None:
-    for item in summary.themes + [m for p in summary.players for m in ([p.model] if p.model else []) + p.moves]:
-        return item
-    return None
+def _fold_units(readings: Sequence[Reading]) -> None:
+    """A unit or parent named after an organisation ("Halberd Group" beside "Halberd Telecom") that states no strategy
+    and acts at most once is read as that organisation; one with a strategy of its own keeps its own section."""
+    acting: Counter[int] = Counter(id(r.actor) for r in readings if r.actor is not None)
+    stated = {id(r.thesis) for r in readings if r.thesis is not None}
+    mentioned: Counter[int] = Counter(id(e) for r in readings for e in r.orgs)
+    orgs = {id(e): e for r in readings for e in r.orgs}
+    into: dict[int, object] = {}
+    for e in orgs.values():
+        if id(e) in stated or acting[id(e)] > 1 or " " not in e.name:
+            continue
+        head = e.name.split()[0]
+        bigger = [o for o in orgs.values() if o is not e and any(n.split()[0] == head for n in o.names())
+                  and mentioned[id(o)] > mentioned[id(e)]]
+        if bigger:
+            target = max(bigger, key=lambda o: (id(o) in stated, mentioned[id(o)]))
+            into[id(e)] = target
+            target.aliases = set(target.aliases) | e.names()  # type: ignore[attr-defined]
+    if not into:
+        return
+    for r in readings:
+        r.orgs = list(dict.fromkeys(into.get(id(e), e) for e in r.orgs))  # type: ignore[misc]
+        r.actor = into.get(id(r.actor), r.actor) if r.actor is not None else None  # type: ignore[assignment]
+        r.topic = into.get(id(r.topic), r.topic) if r.topic is not None else None  # type: ignore[assignment]
+        r.figures = [(f, into.get(id(o), o) if o is not None else None) for f, o in r.figures]  # type: ignore[misc]
+
+
+_BOILERPLATE = re.compile(r"^\s*(?:by\s+[A-Z][^|\n]{2,60}\|)|^\s*(?:copyright|©|all rights reserved)\b|"
+                          r"\bpermission is hereby granted\b|\bwithout warranty\b", re.I)
+
+
+def _is_boilerplate(text: str) -> bool:
+    """Bylines and licence text: never a point of a briefing."""
+    return bool(_BOILERPLATE.search(text))
+
+
+def _year_of(date: str | None) -> int | None:
+    m = re.search(r"(?:19|20)\d{2}", date or "")
+    return int(m.group(0)) if m else None
+
+
+def _figures_of(e, readings: Sequence[Reading]) -> list[FigureItem]:
+    out: dict[str, FigureItem] = {}
+    for r in readings:
+        for f, owner in r.figures:
+            if owner is not e:
+                continue
+            value = figure_text(r.s.text, f)
+            if value in out:
+                continue
+            out[value] = FigureItem(value=value, text=phrase_around(r.s.text, f.start, f.end, skip=sorted(e.names(), key=len, reverse=True)),
+                                    citations=_cite(r.s))
+    return list(out.values())[:MAX_FIGURES]  # in the order the document gives them
+
+
+def _kind(value: str) -> str:
+    return "money" if re.search(r"[$€£¥₹]|\b(?:USD|EUR|GBP)\b", value) else "percent" if re.search(r"%|per\s?cent", value) else "count"
+
+
+def _best_date(r: Reading):
+    """The most precise date of a sentence: "Feb. 9" over "Monday", a day and month over a month alone."""
+    return max(r.events, key=lambda d: (bool(re.search(r"\d", d.text)) + bool(re.search(r"[A-Za-z]", d.text)), -d.start))
+
+
+def _timeline(readings: Sequence[Reading], default_year: int | None, source: str) -> list[TimelineEntry]:
+    """Dated events of the document, one per sentence, in date order (undated ones by position)."""
+    events = []
+    for r in readings:
+        if not r.events or r.quote or not (r.topic or r.pending):
+            continue
+        d = _best_date(r)
+        key = date_sort_key(d.text, default_year)
+        events.append((key, r, d))
+    # The most telling events (a day and month, an organisation acting), shown in date order.
+    events.sort(key=lambda x: (-(bool(re.search(r"\d", x[2].text)) + bool(x[1].actor) + bool(x[1].figures)), x[1].s.index))
+    events = sorted(events[:MAX_TIMELINE], key=lambda x: (x[0] is None, x[0] or (0, 0, 0), x[1].s.index))
+    out = []
+    for key, r, d in events:
+        org = r.actor or r.topic or (r.orgs[0] if r.orgs else None)
+        names = sorted(org.names(), key=len, reverse=True) if org else []
+        text = phrase_around(r.s.text, d.start, d.end, before=9, after=6, skip=names)
+        out.append(TimelineEntry(date=d.text, text=text, citations=_cite(r.s), organisation=org.name if org else None,
+                                 source=source))
+    return out
+
+
+# ------------------------------------------------------------------ across documents
+@dataclass
+class _Group:
+    names: set[str]
+    parts: list[tuple[int, Organisation]]  # (summary position, organisation)
+
+
+def _name_keys(org: Organisation) -> set[str]:
+    keys = {normalize(n).lower() for n in [org.name, *org.aliases]}
+    keys |= {acronym_of(n).lower() for n in [org.name, *org.aliases] if len(n.split()) > 1 and len(acronym_of(n)) >= 2}
+    return {k for k in keys if k}
+
+
+def _merge_organisations(summaries: Sequence[StrategySummary]) -> list[_Group]:
+    groups: list[_Group] = []
+    for i, summary in enumerate(summaries):
+        for org in summary.organisations:
+            keys = _name_keys(org)
+            hits = [g for g in groups if g.names & keys]
+            if not hits:
+                groups.append(_Group(names=set(keys), parts=[(i, org)]))
+                continue
+            keep = hits[0]
+            for other in hits[1:]:
+                keep.names |= other.names
+                keep.parts += other.parts
+                groups.remove(other)
+            keep.names |= keys
+            keep.parts.append((i, org))
+    # "Greenacre Corner" (a store format) in one document and "Greenacre" in another: a name that begins with another
+    # organisation's own name is a unit or brand of it.
+    for g in sorted(groups, key=lambda g: -sum(len(o.thesis) + len(o.moves) for _, o in g.parts)):
+        if g not in groups:
+            continue
+        for other in list(groups):
+            if other is g:
+                continue
+            names = {normalize(o.name).lower() for _, o in other.parts}
+            if any(n.startswith(k + " ") for n in names for k in g.names if " " not in k and not k.isupper()) and \
+                    not any(o.thesis for _, o in other.parts):
+                g.names |= other.names
+                g.parts += other.parts
+                groups.remove(other)
+    return groups
+
+
+def _canonical(group: _Group) -> tuple[str, list[str]]:
+    """The name a document introduced the organisation with (a multiword long form), else the one most used."""
+    names = Counter(org.name for _, org in group.parts)
+    every = {n for _, org in group.parts for n in [org.name, *org.aliases]}
+    long = [n for n in names if len(n.split()) > 1 and not is_acronym(n)]
+    if long:
+        best = max(long, key=lambda n: (names[n], len(n)))
+    else:
+        best = max(names, key=lambda n: (names[n], not is_acronym(n), len(n)))
+        starts = [n for n in every if len(n.split()) > 1 and n.split()[0] == best]
+        if starts:
+            best = max(starts, key=lambda n: (sum(n in (o.name, *o.aliases) for _, o in group.parts), len(n)))
+    return best, sorted(every - {best})
+
+
+def _mentions_any(text: str, names: Sequence[str]) -> bool:
+    return any(re.search(rf"(?<![\w]){re.escape(n)}(?![\w])", text) for n in names)
+
+
+def _dedupe(items: list, limit: int) -> list:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        key = normalize(item.text).lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(item)
+    return out[:limit]
+
+
+def _thesis_clause(text: str) -> str:
+    """What a thesis sentence says the organisation is trying to do: the part after "'s plan:", "is betting that",
+    "wants to", ... (verbatim); the whole sentence when there is no such cue."""
+    m = re.search(rf"\b(?:{THESIS_NOUNS})\b\s*(?::|is to|is|was|rests on|centres on|centers on|hinges on)\s+", text) or \
+        re.search(r"\b(?:betting|wagering|banking|counting)\s+(?:that|on)\s+|\bbets\s+(?:that|on)\s+|"
+                  r"\b(?:wants|aims|plans|hopes|intends|seeks|vows|pledges|promises)\s+(?=to\b)|"
+                  r"\b(?:is|are)\s+(?:not\s+)?trying\s+(?=to\b)|\bdoubling down on\s+|\bdoubles down on\s+", text)
+    clause = text[m.end():] if m else text
+    aside = _DASH_ASIDE.search(clause)
+    if aside and len(clause[:aside.start()].split()) < 6:  # "5G fixed wireless access — broadband by radio — can replace"
+        clause = clause[:aside.start()] + " " + clause[aside.end():]
+        if clause not in text:
+            clause = text[m.end():] if m else text
+    clause = clause.strip().rstrip(".")
+    words = clause.split()
+    if len(words) > 24:
+        cut = re.search(r"[,;—–]", " ".join(words[:24])[40:])
+        clause = " ".join(words[:24]) if not cut else " ".join(words[:24])[:40 + cut.start()]
+    clause = clause.strip().rstrip(",;:—– ")
+    return clause if clause and clause in text else text
 
 
 def build_briefing(title: str, summaries: list[StrategySummary], documents: dict[str, dict[str, str]]) -> Briefing:
-    """A cross-document briefing assembled from verified per-document summaries."""
-    by_player: dict[str, list[CitedItem]] = {}
-    executive: list[CitedItem] = []
-    for summary in summaries:
-        for player in summary.players:
-            items = ([player.model] if player.model else []) + player.moves
-            by_player.setdefault(player.name, []).extend(items)
-    ranked = sorted(by_player, key=lambda n: -len(by_player[n]))
-    for name in ranked[:3]:
-        if by_player[name]:
-            executive.append(by_player[name][0])
-    themes = [t for s in summaries for t in s.themes]
-    implications = [i for s in summaries for i in s.implications]
-    executive += themes[:1] + implications[:1]
-    sections = [BriefingSection(heading=name, points=by_player[name]) for name in ranked if by_player[name]]
-    if themes:
-        sections.append(BriefingSection(heading="Themes", points=themes))
-    if implications:
-        sections.append(BriefingSection(heading="Implications and what to watch", points=implications))
-    sources = []
-    for summary in summaries:
-        lead = _lead(summary)
-        meta = documents.get(summary.doc_id, {})
-        if lead:
-            sources.append(SourceSummary(doc_id=summary.doc_id, source=meta.get("source", summary.doc_id),
-                                         title=summary.title or meta.get("title", ""), summary=lead))
-    return Briefing(title=title, executive_summary=executive, sections=sections, sources=sources,
-                    open_questions=open_questions(summaries))
+    """A cross-document briefing assembled from the per-document summaries (which carry verified citations)."""
+    texts = {s.doc_id: str(documents.get(s.doc_id, {}).get("text", "")) for s in summaries}
+    sources = {s.doc_id: str(documents.get(s.doc_id, {}).get("source", s.doc_id)) for s in summaries}
+    years = {s.doc_id: _year_of(s.date) for s in summaries}
+    groups = _merge_organisations(summaries)
+
+    profiles: list[OrganisationProfile] = []
+    weight: dict[str, float] = {}
+    for g in groups:
+        name, aliases = _canonical(g)
+        parts = [org for _, org in sorted(g.parts, key=lambda p: p[0])]
+        names = [name, *aliases]
+        docs = [summaries[i].doc_id for i, _ in g.parts]
+        mentioned = [d for d in texts if d in docs or _mentions_any(texts[d], names)]
+        silent = [sources[d] for d in texts if d not in mentioned]
+        moves = _dedupe([m for o in parts for m in o.moves], 4 * MAX_MOVES)
+        moves.sort(key=lambda m: (date_sort_key(m.date or "", None) is None,))
+        people: dict[str, Person] = {}
+        for o in parts:
+            for p in o.people:
+                if p.name not in people or (not people[p.name].role and p.role):
+                    people[p.name] = p
+        figures: dict[str, FigureItem] = {}
+        for o in parts:
+            for f in o.figures:
+                figures.setdefault(f.value, f)
+        # Each document lists its plainest statement first (a heading "X's model:" makes its paragraph one).
+        ranked = [(3 if i == 0 else thesis_rank(t.text), t) for o in parts for i, t in enumerate(o.thesis)]
+        thesis = _dedupe([t for _, t in sorted(ranked, key=lambda x: -x[0])], 100)
+        profile = OrganisationProfile(
+            name=name, aliases=aliases, thesis=thesis[:MAX_THESIS + 1],
+            moves=moves[:MAX_MOVES + 2], figures=list(figures.values())[:MAX_FIGURES + 10],
+            results=_dedupe([r for o in parts for r in o.results], MAX_RESULTS + 1), people=list(people.values()),
+            documents=[sources[d] for d in mentioned], silent=silent)
+        profiles.append(profile)
+        weight[name] = 3 * len(profile.thesis) + len(profile.moves) + len(profile.results) + 2 * len(set(docs))
+    profiles.sort(key=lambda p: (-weight[p.name], p.name))
+    _one_organisation_per_person(profiles)
+
+    contrasts = _contrasts(profiles, summaries)
+    timeline = _briefing_timeline(summaries, profiles, sources, years)
+    open_questions = _dedupe([q for s in summaries for q in s.open_questions], 8)
+    implications = _dedupe([i for s in summaries for i in s.implications], 5)
+    themes = _themes(summaries, profiles, texts) if len(summaries) > 1 else _dedupe([t for s in summaries for t in s.themes], MAX_THEMES)
+
+    executive = ([contrasts[0]] if contrasts else []) + _executive_points(
+        profiles, implications, themes if len(summaries) == 1 else [], open_questions,
+        EXECUTIVE_POINTS - (1 if contrasts else 0))
+    taken = {normalize(c.quote) for item in executive[1 if contrasts else 0:] for c in item.citations}
+
+    def fresh(items: list) -> list:
+        return [i for i in items if normalize(i.text) not in taken]
+
+    for p in profiles:
+        p.moves, p.results = fresh(p.moves), fresh(p.results)
+    source_list = []
+    for s in summaries:
+        meta = documents.get(s.doc_id, {})
+        lead = next(iter([t for o in s.organisations for t in o.thesis] + s.themes + s.implications +
+                         [m for o in s.organisations for m in o.moves] + s.timeline), None)
+        if lead is not None:
+            source_list.append(SourceSummary(doc_id=s.doc_id, source=sources[s.doc_id], title=s.title or str(meta.get("title", "")),
+                                             date=s.date, summary=CitedItem(text=lead.text, citations=lead.citations)))
+    return Briefing(title=title, executive_summary=executive, organisations=profiles, contrasts=contrasts[1:],
+                    timeline=timeline, themes=fresh(themes) if len(summaries) == 1 else themes,
+                    implications=fresh(implications), open_questions=fresh(open_questions), sources=source_list)
 
 
-_FIGURE = re.compile(r"\d|\b(percent|million|billion)\b", re.I)
+def _one_organisation_per_person(profiles: Sequence[OrganisationProfile]) -> None:
+    """A person listed under several organisations (documents read apart can guess differently) stays under the one
+    their own sentence names nearest to them."""
+    where: dict[str, list[OrganisationProfile]] = {}
+    for p in profiles:
+        for person in p.people:
+            where.setdefault(person.name, []).append(p)
+    for name, owners in where.items():
+        if len(owners) < 2:
+            continue
+
+        def distance(p: OrganisationProfile) -> int:
+            person = next(x for x in p.people if x.name == name)
+            quote = person.citations[0].quote if person.citations else ""
+            at = quote.find(name)
+            spots = [m.start() for n in [p.name, *p.aliases] for m in re.finditer(rf"(?<![\w]){re.escape(n)}(?![\w])", quote)]
+            return min((abs(x - at) for x in spots), default=1 << 20)
+
+        keep = min(owners, key=distance)
+        for p in owners:
+            if p is not keep:
+                p.people = [x for x in p.people if x.name != name]
 
 
-def open_questions(summaries: list[StrategySummary]) -> list[str]:
-    """Questions the sources leave open, derived from what the summaries lack."""
-    questions = []
-    for summary in summaries:
-        for player in summary.players:
-            texts = [i.text for i in ([player.model] if player.model else []) + player.moves]
-            if texts and not any(_FIGURE.search(t) for t in texts):
-                questions.append(f"What figures (investment, revenue, timelines) back {player.name}'s moves? The sources give none.")
-            if not player.model:
-                questions.append(f"What is the strategic model behind {player.name}'s moves? The sources describe moves only.")
-    names = [p.name for s in summaries for p in s.players]
-    if len(set(names)) > 1:
-        questions.append(f"How will {', '.join(dict.fromkeys(names))} respond to each other's moves? The sources do not say.")
-    return list(dict.fromkeys(questions))[:8]
+_DASH_ASIDE = re.compile(r"\s[—–]\s[^—–]{1,120}\s[—–]\s")
+
+
+def _contrasts(profiles: Sequence[OrganisationProfile], summaries: Sequence[StrategySummary]) -> list[CitedItem]:
+    """"A bets on X; B on Y": pairs of organisations with stated theses that the same document discusses (rivals,
+    partners, the two sides of a deal), most important first."""
+    with_thesis = [p for p in profiles if p.thesis]
+    out = []
+    for i, a in enumerate(with_thesis):
+        for b in with_thesis[i + 1:]:
+            if not set(a.documents) & set(b.documents):
+                continue
+            ta, tb = a.thesis[0], b.thesis[0]
+            ca, cb = _thesis_clause(ta.text), _thesis_clause(tb.text)
+            out.append(CitedItem(text=f"{a.name}: {ca}; {b.name}: {cb}.", citations=ta.citations + tb.citations))
+            if len(out) == 3:
+                return out
+    return out
+
+
+def _briefing_timeline(summaries: Sequence[StrategySummary], profiles: Sequence[OrganisationProfile],
+                       sources: dict[str, str], years: dict[str, int | None]) -> list[TimelineEntry]:
+    entries = []
+    # A document without a date of its own is read in the earliest year the others name.
+    named = [y for y in years.values() if y] or [int(m.group(0)) for s in summaries for e in s.timeline
+                                                  for m in [re.search(r"(?:19|20)\d{2}", e.date or "")] if m]
+    fallback = min(named) if named else None
+    for order, s in enumerate(summaries):
+        for item in s.timeline:
+            org = next((p.name for p in profiles if item.organisation and item.organisation in (p.name, *p.aliases)), None)
+            key = date_sort_key(item.date or "", years.get(s.doc_id) or fallback)
+            entries.append((key, order, item.model_copy(update={"organisation": org or item.organisation,
+                                                                 "source": sources[s.doc_id]})))
+    entries.sort(key=lambda x: (x[0] is None, x[0] or (0, 0, 0), x[1]))
+    return _dedupe([e for _, _, e in entries], 3 * MAX_TIMELINE)
+
+
+def _terms(text: str, stop: set[str]) -> set[str]:
+    """Content words and two-word phrases of a text (lowercase, as written), names and figures left out."""
+    words = [w for w in re.findall(r"[A-Za-z][A-Za-z'’-]+", text)]
+    out = set()
+    prev = None
+    for w in words:
+        low = w.lower()
+        if low in FUNCTION_WORDS or w[0].isupper() or low in stop or len(low) < 4:
+            prev = None
+            continue
+        out.add(low)
+        if prev:
+            out.add(f"{prev} {low}")
+        prev = low
+    return out
+
+
+def _themes(summaries: Sequence[StrategySummary], profiles: Sequence[OrganisationProfile], texts: dict[str, str]) -> list[CitedItem]:
+    """Terms that several documents use often (not names, not function words), each citing one sentence of every
+    document that uses it; two-word phrases weigh more than single words, and no sentence serves two themes."""
+    stop = {w.lower() for p in profiles for n in [p.name, *p.aliases] for w in n.split()}
+    per_doc: list[list[CitedItem]] = []
+    for s in summaries:
+        items = [t for o in s.organisations for t in o.thesis] + [m for o in s.organisations for m in o.moves] + \
+                [r for o in s.organisations for r in o.results] + s.themes + s.implications + s.open_questions
+        per_doc.append(_dedupe(items, 1000))
+    uses: Counter[str] = Counter()
+    df: Counter[str] = Counter()
+    for s in summaries:
+        text = texts.get(s.doc_id, "")
+        found = Counter()
+        for sentence in re.split(r"(?<=[.!?])\s+", text):
+            found.update(_terms(sentence, stop))
+        uses.update(found)
+        df.update(found.keys())
+    n = len(summaries)
+    score = {t: df[t] * math.log(1 + uses[t]) * (1.5 if " " in t else 1.0) for t in df if df[t] >= 2 and uses[t] >= 3}
+    themes: list[CitedItem] = []
+    taken_stems: set[str] = set()
+    used_quotes: set[str] = set()
+    for term in sorted(score, key=lambda t: (-score[t], t)):
+        stems_ = {stem(w) for w in term.split()}
+        if stems_ & taken_stems:
+            continue
+        citations = []
+        for items in per_doc:
+            match = next((i for i in items if term in _terms(i.text, stop) and i.citations
+                          and normalize(i.citations[0].quote) not in used_quotes), None)
+            if match is not None:
+                citations.append(match.citations[0])
+        if len(citations) < min(2, n):
+            continue
+        taken_stems |= stems_
+        used_quotes.update(normalize(c.quote) for c in citations)
+        themes.append(CitedItem(text=term, citations=citations))
+        if len(themes) == MAX_THEMES + 1:
+            break
+    return themes
+
+
+_SAID = re.compile(r"\b(?:said|says|told|according to)\b")
+
+
+def _executive_points(profiles: Sequence[OrganisationProfile], implications: Sequence[CitedItem], themes: Sequence[CitedItem],
+                      open_questions: Sequence[CitedItem], limit: int) -> list[CitedItem]:
+    """The most important points, chosen: the leading organisations' biggest moves and results (a document's lead,
+    money, dates), what is at stake and what is pending; at most one per organisation while others are left, no
+    sentence twice."""
+    candidates: list[tuple[float, int, CitedItem]] = []
+    for rank, p in enumerate(profiles[:4]):
+        for item in list(p.moves) + list(p.results):
+            c = item.citations[0] if item.citations else None
+            quote = c.quote if c else item.text
+            lead = c is not None and c.start is not None and c.start < 700
+            score = 2.0 - 0.4 * rank + 0.8 * bool(re.search(r"[$€£¥₹]\s?\d", quote)) + 0.3 * bool(re.search(r"\d%", quote)) \
+                + 1.2 * lead + 0.3 * bool(getattr(item, "date", None)) - 0.8 * bool(_SAID.search(quote))
+            candidates.append((score, rank, item))
+    for item in implications[:2]:
+        candidates.append((1.6, -1, item))
+    for item in themes[:1]:
+        candidates.append((1.4, -2, item))
+    candidates.sort(key=lambda c: -c[0])
+    out: list[CitedItem] = []
+    per_owner: Counter[int] = Counter()
+    seen: set[str] = set()
+    for cap in (1, 2):
+        for score, owner, item in candidates:
+            key = normalize(item.citations[0].quote if item.citations else item.text)
+            if key in seen or (owner >= 0 and per_owner[owner] >= cap) or len(out) >= limit:
+                continue
+            seen.add(key)
+            per_owner[owner] += 1
+            out.append(CitedItem(text=item.text, citations=item.citations))
+    return out
+
+
+__all__ = ["summarize_document", "build_briefing", "content_stems", "event_dates"]

@@ -41,8 +41,9 @@ _MAX_REPAIR_ERRORS = 10
 
 
 _VERIFIED_ONLY = {"quote": ("start", "end", "page"),  # Citation: the span and page are ours to find
-                  "players": ("prompt", "backend", "model", "dropped_items"),  # StrategySummary provenance
-                  "executive_summary": ("prompt", "backend", "model", "usage", "failures")}  # Briefing provenance
+                  "dropped_items": ("prompt", "backend", "model", "dropped_items", "schema_version"),  # StrategySummary provenance
+                  "executive_summary": ("prompt", "backend", "model", "usage", "failures", "schema_version"),  # Briefing provenance
+                  "silent": ("documents", "silent")}  # OrganisationProfile: which sources mention it, counted by us
 
 
 @lru_cache(maxsize=32)

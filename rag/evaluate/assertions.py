@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Sequence
 from fnmatch import fnmatch
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..normalize import TABLE, normalize
-from ..types import SCHEMAS, Answer, Citation, Hit, StrategySummary
+from ..types import SCHEMAS, Answer, Briefing, Citation, Hit, OrganisationProfile, StrategySummary
 from . import suite as s
 
 
@@ -170,18 +171,31 @@ def check_schema(a: s.SchemaValid, outputs: Sequence[BaseModel], *, turn: int | 
 
 # ------------------------------------------------------------------ summaries
 def summary_items(summary: StrategySummary) -> dict[str, list[str]]:
+    orgs = summary.organisations
     return {
-        "players": [p.name for p in summary.players],
-        "models": [p.model.text for p in summary.players if p.model],
-        "moves": [m.text for p in summary.players for m in p.moves],
-        "themes": [t.text for t in summary.themes],
-        "implications": [i.text for i in summary.implications],
+        "players": [o.name for o in orgs],
+        "models": [t.text for o in orgs for t in o.thesis],
+        "moves": [m.text for o in orgs for m in o.moves] + [r.text for o in orgs for r in o.results]
+        + [f.text for o in orgs for f in o.figures] + [f"{p.name} {p.role}" for o in orgs for p in o.people],
+        "themes": [t.text for t in summary.themes] + [t.text for t in summary.timeline],
+        "implications": [i.text for i in summary.implications] + [q.text for q in summary.open_questions],
     }
 
 
-def coverage(points: Sequence[str], summaries: Sequence[StrategySummary]) -> list[str]:
-    """The points that appear (case-insensitive) in no item of the summaries: player, model, move, theme, implication."""
-    texts = [normalize(t) for summary in summaries for items in summary_items(summary).values() for t in items]
+def briefing_items(briefing: Briefing) -> list[str]:
+    orgs = briefing.organisations
+    return ([i.text for i in briefing.executive_summary] + [o.name for o in orgs] + [t.text for o in orgs for t in o.thesis]
+            + [m.text for o in orgs for m in o.moves] + [r.text for o in orgs for r in o.results]
+            + [f.text for o in orgs for f in o.figures] + [f"{p.name} {p.role}" for o in orgs for p in o.people]
+            + [c.text for c in briefing.contrasts] + [t.text for t in briefing.timeline] + [t.text for t in briefing.themes]
+            + [i.text for i in briefing.implications] + [q.text for q in briefing.open_questions])
+
+
+def coverage(points: Sequence[str], summaries: Sequence[StrategySummary | Briefing]) -> list[str]:
+    """The points that appear (case-insensitive) in no item of the summaries (or briefings)."""
+    texts = [normalize(t) for summary in summaries
+             for t in (briefing_items(summary) if isinstance(summary, Briefing)
+                       else [x for items in summary_items(summary).values() for x in items])]
     return [p for p in points if not any(normalize(p) in t for t in texts)]
 
 
@@ -192,24 +206,119 @@ def check_summary(a: s.Assertion, summaries: Sequence[StrategySummary]) -> Asser
         why = f"missing: {', '.join(missing)}" if missing else ""
         return _result(a, not missing, f"{covered}/{len(a.covers)} covered", why)
     if isinstance(a, s.HasPlayers):
-        names = [p.name for summary in summaries for p in summary.players]
+        names = [o.name for summary in summaries for o in summary.organisations]
         missing = [n for n in a.has_players if not any(normalize(n) == normalize(m) for m in names)]
         return _result(a, not missing, names, f"missing: {', '.join(missing)}" if missing else "")
     if isinstance(a, s.MaxItems):
         over: list[str] = []
         counts: dict[str, int] = {}
         for summary in summaries:
-            items = summary_items(summary)
+            orgs = summary.organisations
             counts = {
-                "items": len(items["models"]) + len(items["moves"]) + len(items["themes"]) + len(items["implications"]),
-                "players": len(summary.players),
-                "moves": max((len(p.moves) for p in summary.players), default=0),
-                "themes": len(items["themes"]),
-                "implications": len(items["implications"]),
+                "items": sum(len(o.thesis) + len(o.moves) + len(o.results) for o in orgs) + len(summary.themes)
+                + len(summary.implications) + len(summary.open_questions),
+                "players": len(orgs),
+                "moves": max((len(o.moves) for o in orgs), default=0),
+                "themes": len(summary.themes),
+                "implications": len(summary.implications),
             }
             over += [f"{summary.doc_id}: {k} {counts[k]} > {limit}" for k, limit in a.max_items.items() if counts[k] > limit]
         return _result(a, not over, counts if len(summaries) == 1 else "see message", "; ".join(over))
     raise TypeError(f"{a.type} is not a summary assertion")  # pragma: no cover
+
+
+# ------------------------------------------------------------------ briefings
+def _key(text: str) -> str:
+    return " ".join(fold(text).lower().split())
+
+
+def section_for(briefing: Briefing, names: Sequence[str]) -> OrganisationProfile | None:
+    """The organisation section a reader would look under: one named (or aliased) as any of ``names``."""
+    wanted = {_key(n) for n in names}
+    by_name = [o for o in briefing.organisations if _key(o.name) in wanted]
+    if by_name:
+        return by_name[0]
+    return next((o for o in briefing.organisations if wanted & {_key(x) for x in o.aliases}), None)
+
+
+def markdown_sentences(markdown: str) -> list[str]:
+    """The sentences a reader sees in a briefing's Markdown: body only (footnotes left out), markup and citation
+    marks removed, table cells as text, fragments of fewer than four words left out."""
+    body = markdown.split("\n---\n", 1)[0]
+    out = []
+    for line in body.splitlines():
+        line = re.sub(r"\[\^\d+\]", "", line)
+        if re.fullmatch(r"\s*\|?[\s:|-]*\|?\s*", line) or line.startswith("#"):
+            continue
+        line = re.sub(r"\\(.)", r"\1", line.replace("**", "").replace("*", "")).replace("&amp;", "&")
+        for cell in line.strip(" |-").split(" | "):
+            for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z\"“])", cell):
+                # Four words or more, two of them lowercase: a sentence or clause, not a name ("Arlen Rural Credit Agency").
+                if len(sentence.split()) >= 4 and sum(w[:1].islower() for w in sentence.split()) >= 2:
+                    out.append(_key(sentence.strip(" .")))
+    return out
+
+
+def repeated_share(markdown: str) -> tuple[float, list[str]]:
+    sentences = markdown_sentences(markdown)
+    if not sentences:
+        return 0.0, []
+    counts = Counter(sentences)
+    repeated = [x for x in sentences if counts[x] > 1]
+    return round(len(repeated) / len(sentences), 4), sorted(set(repeated))
+
+
+def ungrounded_figures(markdown: str, source_text: str) -> list[str]:
+    """Figures in the body of briefing.md that no source states (citation marks and footnotes left out)."""
+    from ..language import figure_supported, figures
+
+    body = re.sub(r"\[\^\d+\]", "", markdown.split("\n---\n", 1)[0])
+    body = re.sub(r"\\(.)", r"\1", body)
+    body = re.sub(r"\S*/\S*|\S+\.(?:txt|md|markdown|pdf|html?|docx|jsonl?|csv)\b", " ", body)  # file names name sources
+    return sorted({f.text for f in figures(body, words=False) if not figure_supported(f, source_text)})
+
+
+def check_briefing(a: s.Assertion, briefing: Briefing, markdown: str, case: s.BriefingCase) -> AssertionResult:
+    if isinstance(a, s.OrganisationAssert):
+        org = a.organisation
+        section = section_for(briefing, org.names())
+        if section is None:
+            return _result(a, False, [o.name for o in briefing.organisations], f"no section for {org.name}")
+        thesis = _key(" ".join(t.text for t in section.thesis))
+        missing = [group for group in org.thesis if not any(_key(p) in thesis for p in group)]
+        why = "thesis lacks " + "; ".join("/".join(g) for g in missing) if missing else ""
+        return _result(a, not missing, section.name, why + (f" (strategy items: {len(section.thesis)})" if missing else ""))
+    if isinstance(a, s.FigureAssert):
+        org = case.organisation(a.figure.organisation)
+        section = section_for(briefing, org.names())
+        value = _key(a.figure.value)
+        if section is None:
+            return _result(a, False, None, f"no section for {org.name}")
+        found = any(value in _key(f.value) or value in _key(f.text) for f in section.figures)
+        elsewhere = [o.name for o in briefing.organisations if o is not section
+                     and any(value in _key(f.value) or value in _key(f.text) for f in o.figures)]
+        return _result(a, found, section.name, "" if found else f"not among its figures" + (
+            f"; listed under {', '.join(elsewhere)}" if elsewhere else ""))
+    if isinstance(a, s.NoSection):
+        bad = {_key(n) for n in a.no_section}
+        hits = [o.name for o in briefing.organisations if _key(o.name) in bad]
+        return _result(a, not hits, hits, f"sections for: {', '.join(hits)}" if hits else "")
+    if isinstance(a, s.MaxRepeated):
+        share, repeated = repeated_share(markdown)
+        return _result(a, share <= a.max_repeated + 1e-9, share, "; ".join(r[:60] for r in repeated[:3]))
+    if isinstance(a, s.TimelineEvent):
+        evidence = _key(a.timeline_event.evidence)
+        hit = any(evidence in _key(c.quote) or _key(c.quote) in evidence for e in briefing.timeline for c in e.citations)
+        return _result(a, hit, len(briefing.timeline), "" if hit else "no timeline entry from that sentence")
+    if isinstance(a, s.OpenQuestion):
+        evidence = _key(a.open_question)
+        hit = any(evidence in _key(c.quote) or _key(c.quote) in evidence for q in briefing.open_questions for c in q.citations)
+        return _result(a, hit, len(briefing.open_questions), "" if hit else "no open question cites that sentence")
+    if isinstance(a, s.Covers):
+        missing = coverage(a.covers, [briefing])
+        return _result(a, not missing, f"{len(a.covers) - len(missing)}/{len(a.covers)} covered",
+                       f"missing: {', '.join(missing)}" if missing else "")
+    raise TypeError(f"{a.type} is not a briefing assertion")  # pragma: no cover
 
 
 # ------------------------------------------------------------------ retrieval

@@ -38,6 +38,12 @@ class Metrics(BaseModel):
     hit_at_5: float | None = None
     mrr: float | None = Field(None, description="Mean reciprocal rank of the expected chunk (0 when not retrieved).")
     summary_coverage: float | None = Field(None, description="Listed points found in some summary item.")
+    thesis_recall: float | None = Field(None, description="Briefings: expected organisations whose section states their thesis.")
+    figure_placement: float | None = Field(None, description="Briefings: expected figures listed under their organisation.")
+    false_sections: int | None = Field(None, description="Briefings: sections named after a person, title or common word.")
+    repeated_share: float | None = Field(None, description="Briefings: the worst share of repeated sentences.")
+    timeline_recall: float | None = None
+    open_question_recall: float | None = None
     mean_latency_ms: float | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -75,6 +81,12 @@ def compute_metrics(results: Iterable[CaseResult]) -> Metrics:
         hit_at_5=_ratio(sum(m.rank is not None and m.rank <= 5 for m in ranked), len(ranked)),
         mrr=_ratio(sum(1 / m.rank for m in ranked if m.rank), len(ranked)),
         summary_coverage=_ratio(sum(m.covered for m in runs), points),
+        thesis_recall=_ratio(sum(m.theses for m in runs), sum(m.organisations for m in runs)),
+        figure_placement=_ratio(sum(m.figures_placed for m in runs), sum(m.figures for m in runs)),
+        false_sections=sum(m.false_sections for m in runs) if any(r.kind == "briefing" for r in results) else None,
+        repeated_share=max((m.repeated_share for m in runs if m.repeated_share is not None), default=None),
+        timeline_recall=_ratio(sum(m.events_found for m in runs), sum(m.events for m in runs)),
+        open_question_recall=_ratio(sum(m.questions_found for m in runs), sum(m.questions for m in runs)),
         mean_latency_ms=round(sum(r.latency_ms for r in results) / len(results), 2) if results else None,
         prompt_tokens=sum(r.usage.prompt_tokens for r in results),
         completion_tokens=sum(r.usage.completion_tokens for r in results),

@@ -66,6 +66,9 @@ METRIC_ROWS: list[tuple[str, str, str]] = [
     ("citation_validity", "citation validity", "ratio"), ("citations", "citations checked", "int"),
     ("citations_dropped", "citations dropped by grounding", "int"), ("hit_at_1", "hit@1", "ratio"),
     ("hit_at_5", "hit@5", "ratio"), ("mrr", "MRR", "ratio"), ("summary_coverage", "summary coverage", "ratio"),
+    ("thesis_recall", "briefing: theses found", "ratio"), ("figure_placement", "briefing: figures placed", "ratio"),
+    ("false_sections", "briefing: false sections", "int"), ("repeated_share", "briefing: repeated sentences", "ratio"),
+    ("timeline_recall", "briefing: timeline events", "ratio"), ("open_question_recall", "briefing: open questions", "ratio"),
     ("mean_latency_ms", "mean latency (ms)", "ms"), ("prompt_tokens", "prompt tokens", "int"),
     ("completion_tokens", "completion tokens", "int"), ("cost_usd", "cost (USD)", "usd"),
 ]

@@ -22,7 +22,7 @@ from ..backends.base import Backend, GenerationRequest
 from ..config import Settings
 from ..errors import ConfigError, RagError
 from ..index import SQLiteIndex
-from ..types import Answer, Citation, StrategySummary, Usage
+from ..types import Answer, Briefing, Citation, StrategySummary, Usage
 from . import assertions as chk
 from . import suite as s
 from .loading import LoadedSuite
@@ -57,6 +57,16 @@ class Measures(BaseModel):
     retrieved: int = 0
     points: int = 0
     covered: int = 0
+    organisations: int = 0  # briefing: organisations expected, and those whose section states their thesis
+    theses: int = 0
+    figures: int = 0
+    figures_placed: int = 0
+    false_sections: int = 0
+    repeated_share: float | None = None
+    events: int = 0
+    events_found: int = 0
+    questions: int = 0
+    questions_found: int = 0
 
 
 class RunResult(BaseModel):
@@ -313,12 +323,85 @@ def _run_summary(case: s.SummaryCase, env: Env, corpus: str, m: Measures) -> Out
 
 
 def _cited_items(summary: StrategySummary) -> list[list[Citation]]:
-    items = [p.model for p in summary.players if p.model] + [mv for p in summary.players for mv in p.moves]
-    return [i.citations for i in items + summary.themes + summary.implications]
+    orgs = summary.organisations
+    items = [t for o in orgs for t in o.thesis] + [mv for o in orgs for mv in o.moves] + [r for o in orgs for r in o.results] \
+        + [f for o in orgs for f in o.figures] + [p for o in orgs for p in o.people]
+    return [i.citations for i in items + summary.themes + summary.implications + summary.open_questions + summary.timeline]
+
+
+def _briefing_citations(briefing: Briefing) -> list[Citation]:
+    orgs = briefing.organisations
+    items = list(briefing.executive_summary) + [t for o in orgs for t in o.thesis] + [mv for o in orgs for mv in o.moves] \
+        + [r for o in orgs for r in o.results] + [f for o in orgs for f in o.figures] + [p for o in orgs for p in o.people] \
+        + list(briefing.contrasts) + list(briefing.timeline) + list(briefing.themes) + list(briefing.implications) \
+        + list(briefing.open_questions)
+    return [c for i in items for c in i.citations]
+
+
+def _run_briefing(case: s.BriefingCase, env: Env, corpus: str, m: Measures) -> Outcome:
+    from ..briefing import Runner, build_briefing, summarize_document
+    from ..render import briefing_markdown
+
+    store = env.store(corpus)
+    docs = [d for d in store.list_documents() if any(str(d["id"]) == p or fnmatch(str(d["source"]), p) for p in case.documents)]
+    if not docs:
+        raise ConfigError(f"no document of corpus {corpus!r} matches {', '.join(case.documents)}")
+    runner = Runner(settings=env.settings, backend=env.backend)
+    summaries: list[StrategySummary] = []
+    usage = Usage()
+    for d in docs:
+        summary, used = summarize_document(str(d["id"]), store=store, runner=runner)
+        summaries.append(summary)
+        usage = usage.add(used)
+    briefing = build_briefing(summaries, docs, store=store, runner=runner, title=None)
+    usage = usage.add(briefing.usage)
+    markdown = briefing_markdown(briefing)
+    explicit = next((a for a in case.assert_ if isinstance(a, s.CitationsVerbatim)), None)
+    citations = _briefing_citations(briefing)
+    verbatim, valid = chk.check_citations(citations, lambda c: env.document_text(corpus, c),
+                                          weight=explicit.weight if explicit else 1.0, implicit=explicit is None)
+    m.citations, m.citations_valid = len(citations), valid
+    source_text = "\n".join(doc.text for d in docs if (doc := store.get_document(str(d["id"]))) is not None)
+    loose = chk.ungrounded_figures(markdown, source_text)
+    results: list[chk.AssertionResult] = []
+    for a in case.assert_:
+        if isinstance(a, s.CitationsVerbatim):
+            continue
+        if isinstance(a, s.SchemaValid):
+            results.append(chk.check_schema(a, [briefing]))
+            continue
+        if isinstance(a, s.LLMRubric):
+            result, used = _rubric(a, env, f"Brief on {', '.join(str(d['source']) for d in docs)}", markdown)
+            results.append(result)
+            usage = usage.add(used)
+            continue
+        result = chk.check_briefing(a, briefing, markdown, case)
+        results.append(result)
+        if isinstance(a, s.OrganisationAssert):
+            m.organisations += 1
+            m.theses += bool(result.passed)
+        elif isinstance(a, s.FigureAssert):
+            m.figures += 1
+            m.figures_placed += bool(result.passed)
+        elif isinstance(a, s.NoSection):
+            m.false_sections += len(result.actual or [])
+        elif isinstance(a, s.MaxRepeated):
+            m.repeated_share = float(result.actual)
+        elif isinstance(a, s.TimelineEvent):
+            m.events += 1
+            m.events_found += bool(result.passed)
+        elif isinstance(a, s.OpenQuestion):
+            m.questions += 1
+            m.questions_found += bool(result.passed)
+    results.append(chk.AssertionResult(type="figures-grounded", expected="every figure of briefing.md in a source",
+                                       actual=loose, passed=not loose, implicit=True,
+                                       message=f"not in the sources: {', '.join(loose[:5])}" if loose else ""))
+    results.append(verbatim)
+    return results, {"briefing": briefing.model_dump(mode="json", exclude={"prompt"}), "markdown": markdown}, usage
 
 
 RUNNERS: dict[str, Callable[..., Outcome]] = {
-    "qa": _run_qa, "chat": _run_chat, "retrieval": _run_retrieval, "summary": _run_summary,
+    "qa": _run_qa, "chat": _run_chat, "retrieval": _run_retrieval, "summary": _run_summary, "briefing": _run_briefing,
 }
 
 
@@ -343,7 +426,7 @@ def case_input(case: Any) -> dict[str, Any]:
         return {"question": case.question}
     if isinstance(case, s.RetrievalCase):
         return {"query": case.query, "expect": case.expect.model_dump(exclude_none=True)}
-    if isinstance(case, s.SummaryCase):
+    if isinstance(case, (s.SummaryCase, s.BriefingCase)):
         return {"documents": case.documents}
     return {"turns": [t.question for t in case.turns]}
 

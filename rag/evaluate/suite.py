@@ -17,9 +17,9 @@ from pydantic_core import PydanticCustomError
 
 from ..types import SCHEMAS
 
-KINDS = ("qa", "retrieval", "summary", "chat")
+KINDS = ("qa", "retrieval", "summary", "briefing", "chat")
 ANSWER_KINDS = frozenset({"qa", "chat"})
-GENERATING_KINDS = frozenset({"qa", "chat", "summary"})
+GENERATING_KINDS = frozenset({"qa", "chat", "summary", "briefing"})
 _ID = r"^[A-Za-z0-9][\w.-]*$"
 
 
@@ -173,7 +173,7 @@ class SchemaValid(Assertion):
 
 
 class Covers(Assertion):
-    type, kinds = "covers", frozenset({"summary"})
+    type, kinds = "covers", frozenset({"summary", "briefing"})
     covers: list[str] = Field(min_length=1)
 
 
@@ -202,6 +202,69 @@ class HasPlayers(Assertion):
     has_players: list[str] = Field(alias="has-players", min_length=1)
 
 
+# ------------------------------------------------------------------ briefings
+class ExpectedOrganisation(_Strict):
+    name: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list, description="Other names a section may go by.")
+    thesis: list[list[str]] = Field(default_factory=list, description="Groups of phrases: its strategy items must contain "
+                                    "one phrase of every group (case-insensitive).")
+
+    def names(self) -> list[str]:
+        return [self.name, *self.aliases]
+
+
+class OrganisationAssert(Assertion):
+    """A section for the organisation (by its name or an alias) whose strategy states its thesis."""
+
+    type, kinds = "organisation", frozenset({"briefing"})
+    organisation: ExpectedOrganisation
+
+
+class ExpectedFigure(_Strict):
+    value: str = Field(min_length=1)
+    organisation: str = Field(min_length=1, description="Name of an organisation the case declares.")
+
+
+class FigureAssert(Assertion):
+    """The figure is listed among the figures of that organisation's section."""
+
+    type, kinds = "figure", frozenset({"briefing"})
+    figure: ExpectedFigure
+
+
+class NoSection(Assertion):
+    """No organisation section is named after any of these (people, titles, places, common words)."""
+
+    type, kinds = "no-section", frozenset({"briefing"})
+    no_section: list[str] = Field(alias="no-section", min_length=1)
+
+
+class MaxRepeated(Assertion):
+    """At most this share of the sentences of briefing.md (footnotes left out) appears more than once."""
+
+    type, kinds = "max-repeated", frozenset({"briefing"})
+    max_repeated: float = Field(alias="max-repeated", ge=0, le=1)
+
+
+class ExpectedEvent(_Strict):
+    evidence: str = Field(min_length=1, description="The sentence that states the event.")
+    date: str | None = None
+
+
+class TimelineEvent(Assertion):
+    """The timeline has an entry taken from this sentence."""
+
+    type, kinds = "timeline-event", frozenset({"briefing"})
+    timeline_event: ExpectedEvent = Field(alias="timeline-event")
+
+
+class OpenQuestion(Assertion):
+    """An open question cites this sentence (or one that contains it)."""
+
+    type, kinds = "open-question", frozenset({"briefing"})
+    open_question: str = Field(alias="open-question", min_length=1)
+
+
 class LLMRubric(Assertion):
     type, kinds = "llm-rubric", GENERATING_KINDS
     llm_rubric: str = Field(alias="llm-rubric", min_length=1)
@@ -213,6 +276,7 @@ ASSERTION_TYPES: dict[str, type[Assertion]] = {
         Contains, IContains, ContainsAny, ContainsAll, IContainsAny, IContainsAll, NotContains, NotIContains, Regex,
         Refused, CitesSource, CitesOnly, CitesQuoteContaining, CitesQuoteContainingAny, MinCitations, NoUnsupported, CitationsVerbatim,
         StandaloneContains, HitAt, TopSource, SchemaValid, Covers, MaxItems, HasPlayers, LLMRubric,
+        OrganisationAssert, FigureAssert, NoSection, MaxRepeated, TimelineEvent, OpenQuestion,
     )
 }
 _OPTION_KEYS = {"weight", "min-score"}
@@ -331,6 +395,33 @@ class SummaryCase(_Case):
         return value
 
 
+class BriefingCase(_Case):
+    """A briefing over documents of the corpus (all of them by default), as ``rag brief`` writes it."""
+
+    kind: Literal["briefing"]
+    documents: list[str] = Field(default_factory=lambda: ["*"], min_length=1, description="Document ids or source globs.")
+    assert_: list[AnyAssertion] = Field(alias="assert", min_length=1)
+
+    @field_validator("assert_")
+    @classmethod
+    def _kinds(cls, value: list[Assertion]) -> list[Assertion]:
+        _check_kinds(value, "briefing")
+        return value
+
+    @model_validator(mode="after")
+    def _figures_name_organisations(self) -> "BriefingCase":
+        declared = {n for a in self.assert_ if isinstance(a, OrganisationAssert) for n in a.organisation.names()}
+        for a in self.assert_:
+            if isinstance(a, FigureAssert) and a.figure.organisation not in declared:
+                raise PydanticCustomError("unknown_organisation", "figure {value!r} names organisation {name!r}, which no "
+                                          "`organisation:` assertion of the case declares",
+                                          {"value": a.figure.value, "name": a.figure.organisation})
+        return self
+
+    def organisation(self, name: str) -> ExpectedOrganisation:
+        return next(a.organisation for a in self.assert_ if isinstance(a, OrganisationAssert) and name in a.organisation.names())
+
+
 class Turn(_Strict):
     question: str = Field(min_length=1)
     assert_: list[AnyAssertion] = Field(default_factory=list, alias="assert")
@@ -354,7 +445,7 @@ class ChatCase(_Case):
         return self
 
 
-Case = Annotated[Union[QACase, RetrievalCase, SummaryCase, ChatCase], Field(discriminator="kind")]
+Case = Annotated[Union[QACase, RetrievalCase, SummaryCase, BriefingCase, ChatCase], Field(discriminator="kind")]
 
 
 def case_assertions(case: Any) -> list[Assertion]:
@@ -376,6 +467,12 @@ class Thresholds(_Strict):
     min_hit_at_5: float | None = Field(None, ge=0, le=1)
     min_mrr: float | None = Field(None, ge=0, le=1)
     min_summary_coverage: float | None = Field(None, ge=0, le=1)
+    min_thesis_recall: float | None = Field(None, ge=0, le=1, description="Organisations with a section stating their thesis.")
+    min_figure_placement: float | None = Field(None, ge=0, le=1, description="Figures listed under the right organisation.")
+    max_false_sections: float | None = Field(None, ge=0, description="Sections named after a person, title or common word.")
+    max_repeated_share: float | None = Field(None, ge=0, le=1, description="Worst share of repeated sentences in one briefing.")
+    min_timeline_recall: float | None = Field(None, ge=0, le=1)
+    min_open_question_recall: float | None = Field(None, ge=0, le=1)
     max_mean_latency_ms: float | None = Field(None, gt=0)
 
 

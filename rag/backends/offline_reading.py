@@ -1,0 +1,612 @@
+"""What the offline summary engine reads in each sentence of a document: who acts, whose strategy it states,
+whose figures it gives, who its people are and what they do, what is dated and what is still pending.
+
+Built on the language layer (``rag.language``): names with their kinds and aliases come from an
+:class:`EntityIndex` over the document; this module adds the reading of one sentence in its place in
+the document ("Its approach is to ..." is about the organisation the previous sentence was about).
+Pure functions, deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..extract import Sentence
+from ..language import (
+    TITLE_ACRONYMS, TITLE_WORDS, DateMention, Entity, EntityIndex, Figure, dates, figure_supported, figures, mentions,
+    name_pattern,
+)
+from .offline_evidence import actor_of
+
+# Nouns a text uses to point back at an organisation it has named ("The startup's plan is ...", "the company said").
+ORG_NOUNS = ("company|firm|group|business|operator|carrier|lender|bank|insurer|reinsurer|retailer|chain|grocer|startup|"
+             "start-up|maker|manufacturer|supplier|airline|utility|programme|program|platform|partnership|fund|agency|"
+             "authority|ministry|council|regulator|provider|developer|producer|brand|conglomerate|automaker|carmaker|"
+             "chipmaker|foundry|port|railway|network|studio|publisher|broadcaster|hospital|university|club|union|"
+             "cooperative|co-op|owner|buyer|seller|investor|acquirer|rival|incumbent|challenger|newcomer|venture|unit|"
+             "subsidiary|parent|division|pharmacy|drugstore|marketplace|app|service")
+_BACK_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?(?:(?:It|Its|Their|They)\b|The\s+(?:\w+\s+)?(?P<noun>{ORG_NOUNS})(?:['’]s)?\b)")
+# Nouns that name a kind of body: "the authority" is the authority the text named, not the company it is about.
+_INSTITUTION_NOUNS = frozenset("authority agency ministry council regulator commission board court government port union "
+                               "university hospital programme program fund".split())
+_APPOSITION = re.compile(r",\s*(?:which|who|whose)\b[^;]{1,160}?,\s*(?=(?:is|are|was|were|has|have|had|will|would|can|could|"
+                         r"may|said|says|plans|wants|aims|expects|\w+ed|\w+s)\b)|"
+                         r",\s*(?:which|who|whose|the|a|an|its|their)\b[^,;]{1,120},|\s*\([A-Z][\w&.\-]{1,12}\)")
+
+
+def actor_in(text: str, entities: EntityIndex) -> Entity | None:
+    """The actor of a sentence read without its appositions ("X (XY), the country's largest bank, will ...")."""
+    return actor_of(_APPOSITION.sub(" ", text), entities)
+
+
+# A clause or adverbial that opens a sentence before its subject: "While Halberd sells its towers, ...",
+# "Under the agreement, ...", "Still, ...". The subject of the sentence comes after it.
+_OPENER = re.compile(r"^\s*(?:[A-Z][A-Z .'’-]{2,40}(?:,\s*[A-Z][\w.]*(?:\s+\d{1,2})?(?:,\s*\d{4})?)?\s+[-—–]\s+"  # a dateline
+                     r"|(?:Where|While|Whilst|Although|Though|As|After|Before|When|Whereas|Unlike|Like|If|Since|Because|By|"
+                     r"Rather than|Instead of|Even as|Once|Until|Despite|With|Without|Following|Under|According to|For|"
+                     r"In|On|At|Over|Across|Among|Amid|Beyond|Through|During|From|To)\b[^,;:]{0,160},\s*"
+                     r"|[A-Z][\w'’-]*(?:\s+[\w'’-]+){0,3},\s+(?=[A-Z]))")
+
+
+def main_subject(text: str) -> tuple[int, str]:
+    """Where the main clause starts (after an opening clause or adverbial), and its text."""
+    at = 0
+    for _ in range(2):
+        m = _OPENER.match(text[at:])
+        if not m:
+            break
+        at += m.end()
+    return at, text[at:]
+
+
+# The parts of an organisation that act for it: "The board of commissioners of the Millbrook Water Authority approved".
+_PART = re.compile(r"^\s*(?:The|Its|Their)\s+(?:[\w-]+\s+){0,2}?(?:board|management|directors|commissioners|executives|"
+                   r"leadership|shareholders|unit|division|subsidiary|arm|trustees)\b(?:\s+of\s+(?:\w+\s+){0,2}?)?", re.I)
+
+
+def part_of(text: str, entities: EntityIndex) -> tuple[bool, Entity | None]:
+    """Whether the main clause's subject is a part of an organisation, and which one its words name (None: the
+    organisation the text is about)."""
+    m = _PART.match(text)
+    if not m:
+        return False, None
+    for mm in mentions(text[m.end() - 1:m.end() + 80]):
+        if mm.start <= 12:
+            e = entities.resolve(mm.text)
+            if e is not None and e.kind == "organisation":
+                return True, e
+        break
+    return True, None
+
+
+def main_actor(text: str, entities: EntityIndex) -> tuple[Entity | None, bool]:
+    """The organisation or person that is the subject of the sentence's main clause, and whether the clause has a
+    subject of another kind ("The old story was a simple one: Amazon disrupted retail." has "The old story")."""
+    at, rest = main_subject(_APPOSITION.sub(" ", text))
+    for m in mentions(rest):
+        if m.start > 30 or len(rest[:m.start].split()) > 3:
+            break
+        e = entities.resolve(m.text)
+        if e is None or e.kind not in ("organisation", "person"):
+            continue
+        return (e if actor_of(rest[m.start:], entities) is e else None), True
+    words = rest.split()
+    return None, bool(words) and not _BACK_REFERENCE.match(rest)
+
+
+_NOUN_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?The\s+(?:\w+\s+)?(?:{ORG_NOUNS})\b")
+
+
+_SOURCE_BEFORE = re.compile(r"\b(?:according to|said|says|told|estimates? by|data from|figures from|analysts?|economists?|"
+                            r"research(?:ers)?|strategists?)\b[^.;]{0,40}$", re.I)
+_COUNTERPARTY = re.compile(r"\b(?:from|by|to|with|for|against|than|into)\s+(?:the\s+)?(?:\w+['’]s\s+)?$", re.I)
+
+
+def back_reference(text: str, focus: Entity | None, recent: Sequence[Entity]) -> Entity | None:
+    """The organisation an opening "It", "Its", "The company" or "The authority" points back at: the one the text is
+    about (``focus``), or for a kind of body the last one named with that word in its name."""
+    m = _BACK_REFERENCE.match(text)
+    if not m:
+        return None
+    noun = (m.group("noun") or "").lower()
+    if noun in _INSTITUTION_NOUNS:
+        return next((e for e in reversed(recent) if any(noun in n.lower().split() for n in e.names())), None)
+    return focus
+
+THESIS_NOUNS = ("strategy|plan|approach|model|bet|aim|goal|ambition|thesis|playbook|vision|priority|priorities|focus|"
+                "pitch|wager|gamble|formula|answer|philosophy|mission|pivot|blueprint|roadmap|game plan")
+_THESIS_AFTER_NOUN = (r"(?:\s+(?:to|for|with|in|on)\s+[\w-]+)?\s*(?::|is\b|was\b|has been\b|remains\b|rests\b|centres\b|"
+                      r"centers\b|hinges\b|relies\b|calls for\b|is simple\b|involves\b|depends\b)")
+THESIS_VERBS = (r"(?:is\s+|are\s+)?(?:betting|wagering|banking|counting)\s+(?:that|on)\b|bets\s+(?:that|on)\b|"
+                r"wants\s+to\b|want\s+to\b|aims\s+to\b|aim\s+to\b|"
+                r"(?:is|are)\s+(?:not\s+)?trying\s+to\b|tries\s+to\b|seeks\s+to\b|(?:is|are)\s+seeking\s+to\b|"
+                r"(?:is|are)\s+(?:positioning|repositioning|reinventing|remaking|transforming)\b|"
+                r"(?:is|are)\s+doubling\s+down\b|doubles\s+down\b|(?:is|are)\s+going\s+the\s+other\s+way\b|"
+                r"(?:is|are)\s+(?:pivoting|focusing|refocusing|concentrating)\b|focuses\s+on\b|"
+                r"(?:is|are)\s+(?:pushing|racing|moving|shifting|turning|retreating)\s+(?:into|to|toward|towards|away|deeper|further)\b|"
+                r"vows?\s+to\b|vowed\s+to\b|pledges?\s+to\b|pledged\s+to\b|promises?\s+to\b|promised\s+to\b|"
+                r"(?:is|are)\s+determined\s+to\b|sees\s+its\s+future\b|"
+                r"(?:is|are)\s+building\s+(?:a|an|its|the)\b|(?:is|are)\s+redefining\b|"
+                r"(?:has|have)\s+(?:chosen|opted|decided)\s+to\b|(?:chose|opted)\s+to\b|"
+                r"will\s+(?:focus|concentrate|refocus)\s+on\b|will\s+prioriti[sz]e\b|"
+                r"(?:is|are)\s+staking\s+(?:its|their)\b|stakes\s+(?:its|their)\s+future\b|"
+                r"(?:is|are)\s+(?:leaning|moving|pushing)\s+(?:hard\s+)?into\b|(?:is|are)\s+(?:going|heading)\s+after\b")
+# Intentions that may be a strategy or only the next step ("plans to bid in the June auction"): weaker evidence.
+WEAK_THESIS_VERBS = (r"plans\s+to\b|plan\s+to\b|hopes\s+to\b|intends\s+to\b|expects\s+to\b|is\s+preparing\s+to\b|"
+                     r"argues\s+that\b|argued\s+that\b|contends\s+that\b|insists\s+that\b|maintains\s+that\b|"
+                     r"(?:laid|set)\s+out\s+(?:a|an|its)\s+(?:[\w-]+\s+){0,2}?(?:plan|strategy)\b|"
+                     r"(?:unveiled|outlined|announced|presented)\s+(?:a|an|its)\s+(?:[\w-]+\s+){0,2}?(?:plan|strategy)\b")
+_THESIS_PARTICIPLE = re.compile(r"[,;—–]\s*(?:betting|wagering|banking|aiming|hoping|seeking|counting|in a bid)\b"
+                                r"|\bas part of (?:its|their|a|the) (?:plan|strategy|push|drive)\b", re.I)
+
+# Results: what an organisation reports about how it is doing (general business vocabulary, not a document's).
+_RESULT_NOUNS = re.compile(r"\b(?:revenues?|sales|profits?|earnings|income|margins?|loss(?:es)?|ebitda|ebit|turnover|"
+                           r"subscribers?|customers|users|members|market share|shares|stock|results|orders|bookings|"
+                           r"deliveries|premiums|combined ratio|cash flow|volumes?|same-store|like-for-like|traffic|"
+                           r"growth|returns?|yield|occupancy|churn)\b", re.I)
+_RESULT_VERBS = re.compile(r"\b(?:reported|reports|posted|posts|rose|rises|risen|fell|falls|fallen|grew|grows|grown|"
+                           r"climbed|climbs|dropped|drops|declined|declines|increased|increases|decreased|jumped|jumps|"
+                           r"slid|slipped|added|adds|lost|loses|swung|narrowed|widened|beat|missed|earned|earning|"
+                           r"returned|recorded|improved|worsened|doubled|tripled|halved|up|down)\b", re.I)
+# A question the source itself leaves open: something pending, to be decided, or promised for a date.
+_PENDING = re.compile(
+    r"\b(?:needs?|requires?|awaits?|awaiting|pending|subject to)\b[^.]{0,60}\b(?:approval|vote|review|ruling|clearance|"
+    r"consent|decision|sign-off)\b|\b(?:still\s+)?(?:needs?|requires?)\s+(?:approval|a vote|clearance)\b"
+    r"|\b(?:will|would|is to|are to|is due to|are due to|is scheduled to|are scheduled to|is expected to|are expected to)\s+"
+    r"(?:\w+\s+){0,2}?(?:vote|decide|rule|determine|show|test|approve|review)\b"
+    r"|\b(?:votes?|rules?|decides?)\s+on\b|\bthe (?:next|first|real|biggest|key) test\b|\bremains? to be seen\b"
+    r"|\b(?:has|have) yet to\b|\bunclear (?:whether|if|how)\b|\bwhether\b[^.]{0,80}\b(?:will|can|would)\b"
+    r"|\bopen question\b|\b(?:will|would) (?:depend|hinge) on\b"
+    r"|\b(?:decision|ruling|verdict) (?:on|about|whether)\b|\b(?:any|a) (?:slip|delay|setback)\b|\bat risk\b"
+    r"|\b(?:depends?|hinges?|rests?) on whether\b|\bwould (?:push back|delay|derail|force|threaten)\b"
+    r"|\b(?:will|would) (?:set out|update|revisit|reconsider)\b"
+    r"|\b(?:has|have|still has|still have) to be (?:approved|agreed|ratified|signed|cleared|decided)\b"
+    r"|\b(?:is|are) to be (?:agreed|approved|decided|signed|completed|finalised|finalized|ratified)\b"
+    r"|\bwill\b[^.]{0,100}\bby (?:the end of |late |early |mid-?)?(?:19|20)\d{2}\b"
+    r"|\b(?:is|are) scheduled to vote\b|\bfaces? a (?:vote|ruling|review|decision)\b|\b(?:is|are) awaiting\b"
+    r"|\b(?:not yet|no) (?:been )?(?:decided|approved|known|clear|signed|agreed)\b|\bquestion (?:is|remains) whether\b"
+    r"|\b(?:will be )?watch(?:ing)? (?:whether|for|to see)\b|\b(?:is|are) expected to close\b|\bclosing is expected\b"
+    r"|\b(?:approval|vote|ruling|decision|clearance) (?:is )?(?:expected|due)\b|\bdeadline\b|\bpending\b"
+    r"|\b(?:applied|apply|applies|applying) for\b[^.]{0,60}\b(?:grant|licence|license|permit|approval|funding)\b"
+    # a target set for a date: whether it is met is open
+    r"|\b(?:aims?|targets?|plans?|expects?|promised|pledged|wants?|hopes?) to\b[^.]{0,120}\bby (?:the end of |the middle of |mid-)?"
+    r"(?:(?:19|20)\d{2}|the (?:first|second|third|fourth) quarter|(?:January|February|March|April|May|June|July|August|"
+    r"September|October|November|December))\b", re.I)
+# Direct speech: a sentence that opens a quotation, or ends one ("..., we rent," he said.).
+_QUOTE_ONLY = re.compile(r"^\s*[\"“]|[,.!?][\"”]\s+(?:he|she|they|[A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+){0,3})\s+"
+                         r"(?:said|says|added|told|noted|argued|explained|wrote)\b[^\"“”]*$")
+_SPEECH = re.compile(r"\b(?:said|says|told|added|noted|argued|explained|wrote|according to)\b", re.I)
+_PERIOD = re.compile(r"\b(?:months?|weeks?|years?|quarters?|days?|period)\s+(?:to|ended|ending|through|until)\s*$", re.I)
+_TIME_PREPOSITION = re.compile(r"\b(?:on|in|by|until|from|since|before|after|at|during|as of|starting|from)\s+(?:the\s+)?(?:end of\s+)?$", re.I)
+
+
+@dataclass(eq=False)
+class Reading:
+    """One body sentence as the summary engine reads it."""
+
+    s: Sentence
+    orgs: list[Entity] = field(default_factory=list)  # organisations it names (or points back at), in order
+    actor: Entity | None = None  # the organisation acting (a person acts for their organisation)
+    topic: Entity | None = None  # the organisation it is about: its actor, its one organisation, or the one in focus
+    thesis: Entity | None = None  # the organisation whose strategy it states
+    thesis_strength: int = 0  # 3 "X's plan: ...", 2 "X is betting that ...", 1 "..., betting that ..." / a heading
+    result: bool = False
+    pending: bool = False
+    quote: bool = False  # a direct quotation, nothing else
+    speech: bool = False  # its actor only says, estimates or expects something ("Pellham Retail Insight estimates ...")
+    figures: list[tuple[Figure, Entity | None]] = field(default_factory=list)
+    events: list[DateMention] = field(default_factory=list)  # dates of events (not periods, not comparisons)
+
+
+@dataclass
+class Affiliation:
+    person: Entity
+    organisation: Entity | None
+    role: str
+    sentence: Sentence
+    explicit: bool = True  # the sentence names the organisation; False when it is the one the text is about
+
+
+def names_alternation(entity: Entity) -> str:
+    return "|".join(re.escape(n) for n in sorted(entity.names(), key=len, reverse=True))
+
+
+def organisation_mentions(text: str, entities: EntityIndex) -> list[tuple[int, Entity]]:
+    found: list[tuple[int, Entity]] = []
+    for m in mentions(text):
+        e = entities.resolve(m.text)
+        if e is not None and e.kind == "organisation":
+            found.append((m.start, e))
+    return found
+
+
+def read_document(sentences: Sequence[Sentence], entities: EntityIndex) -> tuple[list[Reading], dict[int, Affiliation]]:
+    """Readings of the body sentences, in order, and the people with their organisations (by entity id)."""
+    people: dict[int, Affiliation] = {}
+    readings: list[Reading] = []
+    focus: Entity | None = None  # the organisation the text is about at this point
+    recent: list[Entity] = []  # organisations named so far, last named last
+    focus_age = 99  # sentences since the focus was last named: "It" points back one sentence, "The company" further
+    body = [s for s in sentences if not s.is_heading]
+    for s in body:  # who works where, from what the text says outright, before any guess from context
+        _affiliations(s, entities, people, organisation_mentions(s.text, entities), None)
+    for s in body:
+        r = Reading(s=s)
+        named = organisation_mentions(s.text, entities)
+        _affiliations(s, entities, people, named, focus)
+        _, main = main_subject(s.text)
+        back = back_reference(main, focus if (focus_age <= 1 or _NOUN_REFERENCE.match(main)) else None, recent)
+        actor, subject = main_actor(s.text, entities)
+        is_part, whole = part_of(main, entities)
+        if is_part:
+            actor = back = whole or focus
+        elif actor is None and not subject:
+            actor = actor_in(s.text, entities)
+        if actor is not None and actor.kind == "person":
+            aff = people.get(id(actor))
+            actor = aff.organisation if aff is not None else None
+        elif actor is not None and actor.kind != "organisation":
+            actor = None
+        first_named = named[0][0] if named else len(s.text)
+        if back is not None and (actor is None or _opening_before(s.text, first_named)):
+            actor = back
+        r.actor = actor
+        r.orgs = list(dict.fromkeys([e for _, e in named] + ([back] if back is not None else [])))
+        # Its topic: the actor, else its one organisation unless that one is only a counterparty ("a $41 million loan
+        # from the state's fund") or the source of the sentence ("according to analysts at X"), else the one in focus.
+        free = [e for pos, e in named if not _COUNTERPARTY.search(s.text[max(0, pos - 30):pos])
+                and not _SOURCE_BEFORE.search(s.text[max(0, pos - 60):pos])]
+        r.topic = r.actor or (free[0] if len({id(e) for e in free}) == 1 else None) or \
+            (focus if not free and len({id(e) for _, e in named}) <= 1 else None)
+        r.thesis, r.thesis_strength = _thesis(s, r, entities, back)
+        r.quote = bool(_QUOTE_ONLY.search(s.text))
+        r.speech = actor is not None and _speaks(s.text, actor)
+        r.figures = [(f, _figure_owner(s.text, f, r, entities)) for f in _real_figures(s.text)]
+        r.result = bool(r.figures) and bool(_RESULT_NOUNS.search(s.text)) and bool(_RESULT_VERBS.search(s.text))
+        r.pending = bool(_PENDING.search(s.text))
+        r.events = event_dates(s.text)
+        readings.append(r)
+        recent.extend(e for _, e in named)
+        focus_age += 1
+        if r.thesis is not None:
+            focus, focus_age = r.thesis, 0
+        elif actor is not None:
+            focus, focus_age = actor, 0
+        elif named and len({id(e) for _, e in named}) == 1:
+            focus, focus_age = named[-1][1], 0
+    return readings, people
+
+
+_SPEECH_VERB = re.compile(r"(?:['’]s\s+\w+\s+)?(?:,[^,]{1,80},\s*)?\s*(?:also\s+)?(?:said|says|told|noted|argued|wrote|estimates?|"
+                          r"estimated|expects?|expected|forecasts?|forecast|predicts?|predicted|believes?|thinks?|calculates?|"
+                          r"calculated|reckons?|warned|warns|cautioned)\b(?!\s+(?:it|that it|they|the company|the group)\b)")
+
+
+def _speaks(text: str, actor: Entity) -> bool:
+    """The actor's verb is one of saying or estimating, and what it says is not about itself ("X said it had agreed
+    to sell ..." is X's move; "Pellham Retail Insight estimates that GFM's share ..." is not Pellham's)."""
+    for n in sorted(actor.names(), key=len, reverse=True):
+        m = re.search(rf"(?<![\w]){re.escape(n)}(?![\w])", text)
+        if m:
+            return bool(_SPEECH_VERB.match(text[m.end():]))
+    return False
+
+
+def _opening_before(text: str, position: int) -> bool:
+    """The back-reference ("Its", "The company") opens the sentence before any name does."""
+    m = _BACK_REFERENCE.match(text)
+    return bool(m) and m.end() <= position
+
+
+def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None) -> tuple[Entity | None, int]:
+    text = s.text
+    best: tuple[int, int, Entity] | None = None  # (strength, -position, entity)
+    candidates = list(r.orgs)
+    for e in candidates:
+        names = names_alternation(e)
+        for m in re.finditer(rf"(?<![\w])(?:{names})['’]s?\s+(?:[\w-]+\s+){{0,2}}?(?:{THESIS_NOUNS})\b{_THESIS_AFTER_NOUN}",
+                             text):
+            best = max(best or (0, 0, e), (3, -m.start(), e), key=lambda b: (b[0], b[1]))
+        for m in re.finditer(rf"(?<![\w])(?:{names})(?:['’]s)?\s+(?:,[^,]{{1,90}},\s*|\([^)]{{1,40}}\)\s*)?"
+                             rf"(?:also\s+|now\s+|still\s+|instead\s+|increasingly\s+|clearly\s+)?(?:{THESIS_VERBS})", text):
+            best = max(best or (0, 0, e), (2, -m.start(), e), key=lambda b: (b[0], b[1]))
+        for m in re.finditer(rf"(?<![\w])(?:{names})\s+(?:,[^,]{{1,90}},\s*)?(?:also\s+|now\s+|still\s+)?(?:{WEAK_THESIS_VERBS})", text):
+            best = max(best or (0, 0, e), (1, -m.start(), e), key=lambda b: (b[0], b[1]))
+    for e in candidates:  # "For the Fenmouth Development Agency, the priority is jobs"
+        if re.match(rf"^\s*For\s+(?:the\s+)?(?:{names_alternation(e)}),\s+(?:the|its|their)\s+(?:[\w-]+\s+)?(?:{THESIS_NOUNS})\b"
+                    rf"{_THESIS_AFTER_NOUN}", text):
+            best = max(best or (0, 0, e), (3, 0, e), key=lambda b: (b[0], b[1]))
+    m = re.match(rf"^\s*The\s+(?:[\w-]+\s+)?(?:{THESIS_NOUNS})\s+(?:calls for|envisages|foresees|involves|would see|is for|is that|"
+                 rf"was that|is to)\b", text)
+    if m:  # "The plan calls for Corwin Machinery Finance to offer ...", "The bet is that ...": the plan of whom it names
+        named = next((e for e in candidates if re.match(rf"\s*(?:the\s+)?(?:{names_alternation(e)})\s+to\b", text[m.end():])), None)
+        owner = named or back or (r.topic if r.topic in candidates or not candidates else None)
+        if owner is not None:
+            best = max(best or (0, 0, owner), (2, 0, owner), key=lambda b: (b[0], b[1]))
+    if best is None and r.actor is not None and re.match(r"^\s*(?:Where|While|Whilst|Whereas|Unlike)\b", text) \
+            and re.search(r",\s+[^,]*?\b(?:is|are|has been|have been)\s+\w+ing\b", text):
+        # "Where Orbita Airways is cutting fares ..., Skylark Air is moving aircraft to smaller airports": set against
+        # a rival's, the main clause states the actor's strategy.
+        best = (2, 0, r.actor)
+    if back is not None:
+        if re.match(rf"^\s*(?:Its|Their|The\s+(?:\w+\s+)?(?:{ORG_NOUNS})['’]s)\s+(?:[\w-]+\s+){{0,2}}?(?:{THESIS_NOUNS})\b"
+                    rf"{_THESIS_AFTER_NOUN}", text, re.I):
+            best = max(best or (0, 0, back), (3, 0, back), key=lambda b: (b[0], b[1]))
+        elif re.match(rf"^\s*(?:It|They|The\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+(?:also\s+|now\s+|still\s+|instead\s+)?(?:{THESIS_VERBS})",
+                      text, re.I):
+            best = max(best or (0, 0, back), (2, 0, back), key=lambda b: (b[0], b[1]))
+    if best is None and r.actor is not None and _THESIS_PARTICIPLE.search(text):
+        best = (1, 0, r.actor)
+    if best is None and s.heading and re.search(rf"\b(?:{THESIS_NOUNS})\b", s.heading, re.I):
+        # Under a heading "Amazon's model:" or "Halberd's plan", the paragraph states that organisation's strategy.
+        owner = next((e for _, e in organisation_mentions(s.heading, entities)), None)
+        if owner is not None:
+            best = (3, 0, owner)
+    return (best[2], best[0]) if best else (None, 0)
+
+
+# ------------------------------------------------------------------ figures
+def _real_figures(text: str) -> list[Figure]:
+    """Figures that are quantities: not the numbers of dates ("March 11", "2026"), not ordinals, not tiny counts."""
+    spans = [(d.start, d.end) for d in dates(text)]
+    out: list[Figure] = []
+    for f in figures(text, words=False):
+        if any(a <= f.start < b for a, b in spans):
+            continue
+        if f.kind == "count" and f.value < 10 and not re.match(r"\s*(?:times|x\b|million|billion|percent)", text[f.end:f.end + 10]) \
+                and "." not in f.text:
+            continue
+        if f.kind == "count" and re.fullmatch(r"(?:19|20)\d{2}", f.text):
+            continue
+        if f.kind == "count" and re.match(r"\s*(?:-\s*)?(?:years?|months?|weeks?|days?|hours?|minutes?|decades?)\b", text[f.end:f.end + 12]):
+            continue  # "an initial 15 years": a duration, not a figure of the business
+        out.append(f)
+    return out
+
+
+def figure_text(text: str, f: Figure) -> str:
+    """A figure as written, with the unit or multiplier that follows it ("2.6 times", "4,200 mobile towers" -> "4,200")."""
+    m = re.match(r"\s*(?:times|x)\b", text[f.end:])
+    return text[f.start:f.end + m.end()].strip() if m else f.text
+
+
+_CLAUSE_BREAK = re.compile(r"\s*(?:;|\s[—–]\s|:\s|,\s(?=(?:and|but|while|whereas|which|who|taking|bringing|lifting|"
+                           r"up from|down from|compared|against|as|with|after|before|though|although|making|leaving|"
+                           r"giving)\b))")
+
+
+def clause_around(text: str, start: int, end: int, *, min_words: int = 6, max_words: int = 28) -> str:
+    """The clause of ``text`` that holds ``text[start:end]``, verbatim: cut at semicolons, dashes and ", and/which/..."
+    boundaries, widened to neighbouring clauses while shorter than ``min_words``."""
+    cuts = [0] + [m.end() for m in _CLAUSE_BREAK.finditer(text)] + [len(text)]
+    bounds = sorted(set(cuts))
+    lo = max(b for b in bounds if b <= start)
+    hi = min(b for b in bounds if b >= end)
+    i, j = bounds.index(lo), bounds.index(hi)
+    while len(text[bounds[i]:bounds[j]].split()) < min_words and (i > 0 or j < len(bounds) - 1):
+        if j < len(bounds) - 1:
+            j += 1
+        else:
+            i -= 1
+    piece = text[bounds[i]:bounds[j]]
+    for m in reversed(list(_CLAUSE_BREAK.finditer(piece))):
+        if m.start() < len(piece) and not piece[m.start():].strip():
+            piece = piece[:m.start()]
+    piece = piece.strip().rstrip(",;:—– ")
+    if len(piece.split()) > max_words:
+        words = piece.split()
+        at = len(text[bounds[i]:start].split())
+        lo_w = max(0, min(at - max_words // 2, len(words) - max_words))
+        piece = " ".join(words[lo_w:lo_w + max_words])
+    return piece if piece in text else text[start:end]
+
+
+def phrase_around(text: str, start: int, end: int, *, before: int = 4, after: int = 5, skip: Sequence[str] = ()) -> str:
+    """A few words of ``text`` on either side of ``text[start:end]``, verbatim, kept inside its clause and never
+    the whole sentence: what a figure counts ("sell 4,200 mobile towers to Stoneridge"), what happens on a date.
+    Never cuts a figure or a date in two ("€540 million", "February 24")."""
+    lo = max([0] + [m.end() for m in _CLAUSE_BREAK.finditer(text) if m.end() <= start])
+    hi = min([len(text)] + [m.start() for m in _CLAUSE_BREAK.finditer(text) if m.start() >= end])
+    for name in skip:  # begin after the organisation: the table says whose it is
+        m = re.search(rf"(?<![\w]){re.escape(name)}(?:['’]s)?(?![\w])", text[lo:start])
+        if m:
+            lo = lo + m.end()
+            break
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    left = [w for w in words if lo <= w[0] and w[1] <= start][-before:] if before else []
+    right = [w for w in words if w[0] >= end and w[1] <= hi][:after]
+    spans = [(f.start, f.end) for f in figures(text, words=False)] + [(d.start, d.end) for d in dates(text)]
+
+    def widen(a: int, b: int) -> tuple[int, int]:
+        for x, y in spans:
+            if x < a < y:
+                a = x
+            if x < b < y:
+                b = y
+        return a, b
+
+    a, b = widen(left[0][0] if left else start, right[-1][1] if right else end)
+    piece = text[a:b]
+    if " ".join(piece.strip(" .,;:").split()) == " ".join(text.strip().rstrip(".").split()) and len(right) > 1:
+        a, b = widen(a, right[-2][1])
+        piece = text[a:b]
+    piece = piece.strip(" ,;:—–(")
+    return re.sub(r"[,;:.]$", "", piece) or text[start:end]
+
+
+def _figure_owner(text: str, f: Figure, r: Reading, entities: EntityIndex) -> Entity | None:
+    """The organisation a figure belongs to: "<Org>'s revenue ... €5m", else the actor of its clause ("Stoneridge
+    will pay Halberd €1.35 billion" is Stoneridge's payment), else the sentence's actor or its one organisation."""
+    head = text[:f.start]
+    possessive = None
+    for e in r.orgs:
+        for n in e.names():
+            for m in re.finditer(rf"(?<![\w]){re.escape(n)}['’]s?\s+(?:[\w-]+\s+){{0,3}}$", head[-60:]):
+                possessive = e
+    if possessive is not None:
+        return possessive
+    cuts = [0] + [m.end() for m in _CLAUSE_BREAK.finditer(text) if m.end() <= f.start]
+    cuts += [m.end() for m in re.finditer(r"\b(?:that|whether)\s+", text[:f.start])]  # "estimates that GFM's share ..."
+    clause = text[max(cuts):f.end]
+    if re.match(r"\s*(?:it|its|they|their)\b", clause, re.I) and r.actor is not None:
+        return r.actor  # "AGH told Norbeck that it needed about €6.10": "it" is the one speaking
+    for e in r.orgs:  # "with AGH building a 300-megawatt electrolyser"
+        if re.search(rf"(?<![\w])(?:{names_alternation(e)})\s+\w+ing\b", clause):
+            return e
+    for e in r.orgs:  # "Grubline's share of restaurant deliveries ... slipped to 51%": the subject is Grubline's
+        if re.match(rf"\s*(?:[A-Z][a-z]+\s+)?(?:{names_alternation(e)})['’]s?\s", clause):
+            return e
+    actor = actor_in(clause, entities)
+    if actor is not None and actor.kind == "organisation":
+        return actor
+    return r.topic
+
+
+# ------------------------------------------------------------------ dates
+def event_dates(text: str) -> list[DateMention]:
+    """Dates at which something happens or is due: not periods ("the three months to March"), not bare years in
+    comparisons ("up from €870 million in 2025"), not durations."""
+    out = []
+    for d in dates(text):
+        before = text[max(0, d.start - 40):d.start]
+        if _PERIOD.search(before):
+            continue
+        word = d.text.lower()
+        if re.fullmatch(r"(?:19|20)\d{2}s?", word):
+            if not re.search(r"\b(?:in|by|until|before|from|since|end of|early|late|mid-?)\s+$", before, re.I) or \
+                    re.search(r"\b(?:from|up from|down from|than|compared with)\s+[^,;]{0,30}$", before, re.I):
+                continue
+        if re.fullmatch(r"(?:mon|tues|wednes|thurs|fri|satur|sun)day", word) and re.search(r"\(\s*$", text[d.end:d.end + 3]):
+            continue
+        if re.fullmatch(r"(?:yesterday|today|tomorrow|tonight|noon|midnight|weekdays?|weekends?|every weekdays?)", word):
+            continue
+        if re.match(r"\d", word) and re.search(r"(?:am|pm|a\.m|p\.m|:\d\d)$", word):
+            continue
+        out.append(d)
+    return out
+
+
+def date_sort_key(text: str, default_year: int | None) -> tuple[int, int, int] | None:
+    """(year, month, day) of a date as written, with the document's year when it gives none; None if unknown."""
+    low = text.lower()
+    year_m = re.search(r"(?:19|20)\d{2}", low)
+    year = int(year_m.group(0)) if year_m else default_year
+    if year is None:
+        return None
+    for i, name in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")):
+        if re.search(rf"\b{name}", low):
+            day = re.search(r"\b(\d{1,2})(?:st|nd|rd|th)?\b(?!\d)", re.sub(r"(?:19|20)\d{2}", "", low))
+            return (year, i + 1, int(day.group(1)) if day else 0)
+    q = re.search(r"\bq([1-4])\b|\b(first|second|third|fourth)\s+quarter", low)
+    if q:
+        n = int(q.group(1)) if q.group(1) else ("first", "second", "third", "fourth").index(q.group(2)) + 1
+        return (year, 3 * n - 1, 0)
+    h = re.search(r"\bh([12])\b|\b(first|second)\s+half", low)
+    if h:
+        n = int(h.group(1)) if h.group(1) else ("first", "second").index(h.group(2)) + 1
+        return (year, 6 * n - 3, 0)
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", low)
+    if m:
+        return (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    if year_m:  # a year alone: after the dated events of that year ("by 2028" is a deadline)
+        return (year, 12 if re.search(r"\bearly\b", low) is None else 1, 32)
+    return None
+
+
+_DATELINE = re.compile(r"\b((?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sept?(?:ember)?|"
+                       r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?\s+\d{1,2},?\s+(?:19|20)\d{2}|\d{1,2}\s+(?:January|February|"
+                       r"March|April|May|June|July|August|September|October|November|December)\s+(?:19|20)\d{2}|"
+                       r"(?:19|20)\d{2}-\d{2}-\d{2})\b")
+
+
+def document_date(text: str, source: str, given: str | None) -> str | None:
+    """The document's date: its metadata, else the dateline near its top, else an ISO date in its file name."""
+    if given:
+        return given
+    m = _DATELINE.search(text[:600])
+    if m:
+        return m.group(1)
+    m = re.search(r"(?:19|20)\d{2}-\d{2}-\d{2}", source)
+    return m.group(0) if m else None
+
+
+# ------------------------------------------------------------------ people
+_ROLE_BEFORE = re.compile(r"((?:[A-Z][\w&.\-]*['’]s\s+)?(?:(?:[Gg]roup|[Ss]enior|[Ee]xecutive|[Vv]ice|[Dd]eputy|[Aa]cting|[Ii]nterim|"
+                          r"[Cc]hief|[Hh]ead|[Mm]anaging|[Gg]eneral|[A-Z]{2,4}|[Pp]rogramme|[Pp]rogram|[Ff]inance|[Ff]inancial|"
+                          r"[Oo]perating|[Tt]echnology|[Cc]ommercial|[Pp]resident|[Cc]hair(?:man|woman)?|[Ff]ounder|[Dd]irector|"
+                          r"[Oo]fficer|[Ee]xecutive|[Aa]nalyst|[Ss]pokes(?:person|man|woman))\s+){1,5})$")
+_ROLE_AFTER = re.compile(r"\s*,\s*((?:the|a|an|its|their|who\s+(?:heads|leads|runs|chairs|oversees|manages|founded|directs|is|was))?"
+                         r"[^,.;:()\"“”]{2,80}?)(?=\s*(?:,|\.|;|\)|$|\s+(?:said|says|told|added|noted)\b))")
+
+
+def _role(text: str, start: int, end: int, entity: Entity) -> str:
+    m = _ROLE_BEFORE.search(text[max(0, start - 80):start])
+    if m and any(w.lower().strip(".") in TITLE_WORDS or w in TITLE_ACRONYMS for w in m.group(1).split()):
+        return m.group(1).strip()
+    m = _ROLE_AFTER.match(text[end:end + 100])
+    if m and (any(w.lower().strip(".,") in TITLE_WORDS for w in m.group(1).split()) or m.group(1).startswith("who ")):
+        return m.group(1).strip()
+    return sorted(entity.titles)[0] if entity.titles else ""
+
+
+def _affiliations(s: Sentence, entities: EntityIndex, people: dict[int, Affiliation], named: list[tuple[int, Entity]],
+                  focus: Entity | None) -> None:
+    for m in mentions(s.text):
+        person = entities.resolve(m.text)
+        if person is None or person.kind != "person":
+            continue
+        role = _role(s.text, m.start, m.end, person)
+        owner = None
+        if m.title_owner:
+            e = entities.resolve(m.title_owner)
+            owner = e if e is not None and e.kind == "organisation" else None
+        if owner is None and role:
+            # "Beatrix Nollau, ASMI's programme director", "CFO of Halberd", "an analyst at Fjordline Securities"
+            window = s.text[max(0, m.start - 80):m.end + 100]
+            nearest = None
+            for pos, e in named:
+                rel = pos - max(0, m.start - 80)
+                if 0 <= rel < len(window):
+                    gap = abs(pos - m.start)
+                    if nearest is None or gap < nearest[0]:
+                        nearest = (gap, e)
+            owner = nearest[1] if nearest else None
+        explicit = owner is not None
+        if owner is None and role and not named:
+            owner = focus
+        known = people.get(id(person))
+        if known is None or (owner is not None and (known.organisation is None or (explicit and not known.explicit))):
+            people[id(person)] = Affiliation(person=person, organisation=owner or (known.organisation if known else None),
+                                             role=role or (known.role if known else ""), sentence=s, explicit=explicit)
+        elif not known.role and role:
+            known.role = role
+
+
+_RANK_NOUN = re.compile(rf"['’]s?\s+(?:[\w-]+\s+){{0,2}}?(?:{THESIS_NOUNS})\b{_THESIS_AFTER_NOUN}|^\s*(?:Its|Their)\s+(?:[\w-]+\s+)"
+                        rf"{{0,2}}?(?:{THESIS_NOUNS})\b{_THESIS_AFTER_NOUN}")
+_RANK_VERB = re.compile(rf"\b(?:{THESIS_VERBS})")
+
+
+def thesis_rank(text: str) -> int:
+    """How plainly a sentence states a strategy: 3 "X's plan: ...", 2 "X is betting that ...", 1 anything else."""
+    return 3 if _RANK_NOUN.search(text) else 2 if _RANK_VERB.search(text) else 1
+
+
+def org_salience(readings: Sequence[Reading]) -> Counter[int]:
+    """How much the document is about each organisation: acting counts most, a stated strategy more still."""
+    score: Counter[int] = Counter()
+    for r in readings:
+        for e in r.orgs:
+            score[id(e)] += 1
+        if r.actor is not None:
+            score[id(r.actor)] += 2
+        if r.thesis is not None:
+            score[id(r.thesis)] += 3 * r.thesis_strength
+    return score
+
+
+__all__ = ["Reading", "Affiliation", "read_document", "clause_around", "phrase_around", "figure_text", "event_dates", "date_sort_key",
+           "document_date", "org_salience", "names_alternation", "thesis_rank", "ORG_NOUNS", "THESIS_NOUNS"]
