@@ -10,6 +10,7 @@ or generation.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sqlite3
@@ -27,6 +28,7 @@ from .chunk import Chunker
 from .embed import DIM, MODEL as EMBED_MODEL, from_blob, get_embedder, to_blob
 from .errors import IndexStoreError
 from .ingest import Event, IngestReport, Skipped, Warned, iter_documents, source_prefix
+from .pipeline import Prepared, default_workers, prepare_chunks, prepared_events
 from .postings import PostingsReader, PostingsWriter, create_tables as create_postings_tables, rebuild as rebuild_postings
 from .types import Chunk, Document, Hit, Span
 
@@ -417,29 +419,33 @@ class SQLiteIndex:
         return deleted
 
     def put_document(self, doc: Document, chunks: list[Chunk], key: str, *, owner: str | None = None) -> None:
+        self.put_prepared(doc, prepare_chunks(chunks), key, owner=owner)
+
+    def put_prepared(self, doc: Document, prepared: Prepared, key: str, *, owner: str | None = None) -> None:
+        """``put_document`` with the chunk spans, vectors and terms already computed (``rag.pipeline``)."""
         if not self.db.in_transaction:
             with self.transaction():
-                return self.put_document(doc, chunks, key, owner=owner)
+                return self.put_prepared(doc, prepared, key, owner=owner)
         if self.db.execute("SELECT 1 FROM documents WHERE id = ?", (doc.id,)).fetchone():
             self.delete_document(doc.id)
         self.db.execute(
             "INSERT INTO documents (id, source, title, date, url, sha256, key, text, boilerplate, n_tokens, indexed_at, owner, pages) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (doc.id, doc.source, doc.title, doc.date, doc.url, doc.sha256, key, doc.text,
-             json.dumps([[s.start, s.end] for s in doc.boilerplate]), sum(c.n_tokens for c in chunks), time.time(), owner,
+             json.dumps([[s.start, s.end] for s in doc.boilerplate]), sum(r[3] for r in prepared.rows), time.time(), owner,
              None if doc.pages is None else json.dumps(doc.pages)),
         )
         writer = self._writer()
-        rowids = [writer.next_rowid() for _ in chunks]
+        rowids = [writer.next_rowid() for _ in prepared.rows]
         self.db.executemany(
             "INSERT INTO chunks (rowid, id, doc_id, ordinal, start, \"end\", n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(r, c.id, c.doc_id, c.ordinal, c.start, c.end, c.n_tokens) for r, c in zip(rowids, chunks)],
+            [(r, f"{doc.id}#{o}", doc.id, o, s, e, n) for r, (o, s, e, n) in zip(rowids, prepared.rows)],
         )
-        vectors = embed_chunks(chunks)
+        width = 2 * DIM
         self.db.executemany("INSERT INTO chunk_vectors (chunk, vector) VALUES (?, ?)",
-                            [(r, to_blob(v)) for r, v in zip(rowids, vectors)])
-        for r, c in zip(rowids, chunks):
-            writer.add(r, c.text)
+                            [(r, prepared.vectors[i * width:(i + 1) * width]) for i, r in enumerate(rowids)])
+        for r, (terms, tfs) in zip(rowids, prepared.terms):
+            writer.add_counts(r, terms, tfs)
         self._changed = True
 
     # -------------------------------------------------------------- reads
@@ -608,29 +614,49 @@ ProgressFn = Callable[[Event | None, int], None]
 
 
 def index_paths(paths: Iterable[Path], store: SQLiteIndex, chunker: Chunker, *, prune: bool = False,
-                max_bytes: int | None = None, progress: ProgressFn | None = None) -> IngestReport:
-    """Ingest, chunk and write ``paths`` in one transaction; unchanged documents are skipped."""
+                max_bytes: int | None = None, progress: ProgressFn | None = None, workers: int | None = None) -> IngestReport:
+    """Ingest, chunk and write ``paths`` in one transaction; unchanged documents are skipped. Chunking and
+    embedding run in ``workers`` processes (default: one per core, up to 4) when the run is big enough."""
     paths = list(paths)
+    # The cyclic collector would keep re-scanning the young models of the run (~15% of its time); the
+    # pipeline makes no reference cycles, so memory does not grow with it off.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _index_paths(paths, store, chunker, prune=prune, max_bytes=max_bytes, progress=progress, workers=workers)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _index_paths(paths: list[Path], store: SQLiteIndex, chunker: Chunker, *, prune: bool, max_bytes: int | None,
+                 progress: ProgressFn | None, workers: int | None) -> IngestReport:
     report = IngestReport()
     fingerprint = chunker.fingerprint
     with store.transaction():
         known = store.document_keys()
         seen: set[str] = set()
         kwargs = {"max_bytes": max_bytes} if max_bytes else {}
-        for event in iter_documents(paths, **kwargs):
+        key_of = {}
+
+        def wanted(doc: Document) -> bool:
+            key_of[doc.id] = key = document_key(doc, chunker)
+            return known.get(doc.id) != key
+
+        for event, prepared in prepared_events(iter_documents(paths, **kwargs), chunker, wanted,
+                                               workers=default_workers() if workers is None else workers):
             if isinstance(event, Skipped):
                 report.skipped.append(event)
             elif isinstance(event, Warned):
                 report.warnings.append(event)
             else:
                 seen.add(event.id)
-                key = document_key(event, chunker)
-                if known.get(event.id) == key:
+                key = key_of.pop(event.id)
+                if prepared is None:
                     report.unchanged += 1
                 else:
-                    chunks = chunker.chunk(event)
-                    store.put_document(event, chunks, key)
-                    report.chunks += len(chunks)
+                    store.put_prepared(event, prepared, key)
+                    report.chunks += len(prepared.rows)
                     report.replaced += event.id in known
                     report.indexed += event.id not in known
             if progress:

@@ -22,8 +22,6 @@ FLUSH_POSTINGS = 1_000_000   # buffered postings per segment while indexing (~6 
 CACHE_BYTES = 256 * 2**20    # per-term arrays kept by a reader between searches of one generation
 MERGE_RATIO = 2              # merge the newest two segments while the older is at most this many times larger
 
-# A shared word -> term cache: stemming a word costs microseconds, looking it up again nanoseconds.
-_VOCABULARY = bm25._Vocabulary()
 
 
 def create_tables(db: sqlite3.Connection) -> None:
@@ -52,7 +50,7 @@ class PostingsWriter:
     def __init__(self, db: sqlite3.Connection, *, flush_postings: int = FLUSH_POSTINGS) -> None:
         self.db = db
         self.flush_postings = flush_postings
-        self.buffer = bm25.PostingsBuffer(_VOCABULARY)
+        self.buffer = bm25.PostingsBuffer(bm25.VOCABULARY)
         self.new_segments: list[int] = []
         self.changed = False
         high = db.execute("SELECT coalesce(max(rowid), 0) FROM chunks").fetchone()[0]
@@ -66,6 +64,13 @@ class PostingsWriter:
 
     def add(self, rowid: int, text: str) -> None:
         self.buffer.add(rowid, text)
+        self._added()
+
+    def add_counts(self, rowid: int, terms: list[str], tfs: list[int]) -> None:
+        self.buffer.add_counts(rowid, terms, tfs)
+        self._added()
+
+    def _added(self) -> None:
         self.changed = True
         if len(self.buffer) >= self.flush_postings:
             self.flush()

@@ -200,3 +200,38 @@ def test_top_k_equals_scoring_every_term_in_full(terms, k, seed):
     got_rows, got_scores = bm25.top_k(lists, k, 200)
     assert np.allclose(got_scores, full[want_rows[order]], rtol=1e-5)
     assert len(got_rows) == len(order)
+
+
+def _dump(path: Path) -> dict:
+    db = sqlite3.connect(path)
+    try:
+        return {
+            "chunks": db.execute('SELECT rowid, id, doc_id, ordinal, start, "end", n_tokens FROM chunks ORDER BY rowid').fetchall(),
+            "vectors": db.execute("SELECT chunk, vector FROM chunk_vectors ORDER BY chunk").fetchall(),
+            "postings": db.execute("SELECT p.term, s.lo, p.df, p.data FROM bm25_postings p JOIN bm25_segments s ON s.id = p.segment "
+                                   "ORDER BY p.term, s.lo").fetchall(),
+            "documents": db.execute("SELECT id, key, text, boilerplate, n_tokens FROM documents ORDER BY id").fetchall(),
+        }
+    finally:
+        db.close()
+
+
+def test_worker_processes_write_the_same_index_as_one_process(tmp_path: Path, monkeypatch):
+    from rag import pipeline
+
+    monkeypatch.setattr(pipeline, "BATCH_BYTES", 4000)  # many batches, so the pool starts and results interleave
+    corpus = tmp_path / "corpus"
+    write_docs(corpus, random.Random(3), [f"d{i:03d}.txt" for i in range(80)])
+    (corpus / "bad.txt").write_bytes(b"\x00\x01binary")
+    reports = {}
+    for workers in (1, 2):
+        store = SQLiteIndex(tmp_path / f"w{workers}.db", create=True)
+        seen: list[str] = []
+        reports[workers] = index_paths([corpus], store, Chunker(max_tokens=80), workers=workers,
+                                       progress=lambda e, n: seen.append(getattr(e, "id", getattr(e, "source", ""))))
+        reports[workers].seen = seen
+        store.close()
+    assert reports[1].chunks == reports[2].chunks > 80
+    assert reports[1].seen == reports[2].seen  # events reported in the same order
+    assert reports[1].skipped == reports[2].skipped
+    assert _dump(tmp_path / "w1.db") == _dump(tmp_path / "w2.db")
