@@ -27,7 +27,7 @@ from . import bm25
 from .chunk import Chunker
 from .embed import DIM, MODEL as EMBED_MODEL, from_blob, get_embedder, to_blob
 from .errors import IndexStoreError
-from .ingest import Event, IngestReport, Skipped, Warned, iter_documents, source_prefix
+from .ingest import Event, IngestReport, Skipped, Unchanged, Warned, iter_documents, source_prefix
 from .pipeline import Prepared, default_workers, prepare_chunks, prepared_events
 from .postings import PostingsReader, PostingsWriter, create_tables as create_postings_tables, rebuild as rebuild_postings
 from .types import Chunk, Document, Hit, Span
@@ -133,9 +133,16 @@ def _m6_bm25_postings(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE IF EXISTS chunks_fts")
 
 
+def _m7_file_signatures(db: sqlite3.Connection) -> None:
+    """The size, modification time and inode of the file a document was read from, so a later run can tell
+    an unchanged file without reading it (NULL: read it; e.g. uploads, jsonl lines, files modified just before)."""
+    if not _has_column(db, "documents", "file_signature"):
+        _run_script(db, "ALTER TABLE documents ADD COLUMN file_signature TEXT")
+
+
 # Chunk text is derived from documents.text by span, so it is stored once.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_base, _m2_sessions_jobs, _m3_owners, _m4_pages, _m5_vectors,
-                                                          _m6_bm25_postings]
+                                                          _m6_bm25_postings, _m7_file_signatures]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _CHUNK_COLS = "c.id, c.doc_id, c.ordinal, c.start, c.\"end\", c.n_tokens, substr(d.text, c.start + 1, c.\"end\" - c.start)"
@@ -403,6 +410,10 @@ class SQLiteIndex:
     def document_keys(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT id, key FROM documents"))
 
+    def file_signatures(self) -> dict[str, str]:
+        """Document id -> signature of the file it was read from (only where one was recorded)."""
+        return dict(self.db.execute("SELECT id, file_signature FROM documents WHERE file_signature IS NOT NULL"))
+
     def _writer(self) -> PostingsWriter:
         if getattr(self, "_postings_writer", None) is None:
             self._postings_writer = PostingsWriter(self.db)
@@ -421,19 +432,20 @@ class SQLiteIndex:
     def put_document(self, doc: Document, chunks: list[Chunk], key: str, *, owner: str | None = None) -> None:
         self.put_prepared(doc, prepare_chunks(chunks), key, owner=owner)
 
-    def put_prepared(self, doc: Document, prepared: Prepared, key: str, *, owner: str | None = None) -> None:
+    def put_prepared(self, doc: Document, prepared: Prepared, key: str, *, owner: str | None = None,
+                     file_signature: str | None = None) -> None:
         """``put_document`` with the chunk spans, vectors and terms already computed (``rag.pipeline``)."""
         if not self.db.in_transaction:
             with self.transaction():
-                return self.put_prepared(doc, prepared, key, owner=owner)
+                return self.put_prepared(doc, prepared, key, owner=owner, file_signature=file_signature)
         if self.db.execute("SELECT 1 FROM documents WHERE id = ?", (doc.id,)).fetchone():
             self.delete_document(doc.id)
         self.db.execute(
-            "INSERT INTO documents (id, source, title, date, url, sha256, key, text, boilerplate, n_tokens, indexed_at, owner, pages) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents (id, source, title, date, url, sha256, key, text, boilerplate, n_tokens, indexed_at, owner, pages, "
+            "file_signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (doc.id, doc.source, doc.title, doc.date, doc.url, doc.sha256, key, doc.text,
              json.dumps([[s.start, s.end] for s in doc.boilerplate]), sum(r[3] for r in prepared.rows), time.time(), owner,
-             None if doc.pages is None else json.dumps(doc.pages)),
+             None if doc.pages is None else json.dumps(doc.pages), file_signature),
         )
         writer = self._writer()
         rowids = [writer.next_rowid() for _ in prepared.rows]
@@ -638,24 +650,36 @@ def _index_paths(paths: list[Path], store: SQLiteIndex, chunker: Chunker, *, pru
         seen: set[str] = set()
         kwargs = {"max_bytes": max_bytes} if max_bytes else {}
         key_of = {}
+        # A file whose signature matches the one recorded, indexed with this chunker and embedder, is not read.
+        recorded = store.file_signatures()
+        current = f"{chunker.fingerprint}:{EMBED_MODEL}"  # what document_key puts after the content hash
+        signatures: dict[str, str] = {}
+
+        def unchanged(source: str, signature: str) -> bool:
+            return recorded.get(source) == signature and known.get(source, "").split(":", 1)[-1] == current
 
         def wanted(doc: Document) -> bool:
             key_of[doc.id] = key = document_key(doc, chunker)
             return known.get(doc.id) != key
 
-        for event, prepared in prepared_events(iter_documents(paths, **kwargs), chunker, wanted,
+        events = iter_documents(paths, unchanged=unchanged, signatures=signatures, **kwargs)
+        for event, prepared in prepared_events(events, chunker, wanted,
                                                workers=default_workers() if workers is None else workers):
-            if isinstance(event, Skipped):
+            if isinstance(event, Unchanged):
+                seen.add(event.source)
+                report.unchanged += 1
+            elif isinstance(event, Skipped):
                 report.skipped.append(event)
             elif isinstance(event, Warned):
                 report.warnings.append(event)
             else:
                 seen.add(event.id)
                 key = key_of.pop(event.id)
+                signature = signatures.pop(event.source, None)
                 if prepared is None:
                     report.unchanged += 1
                 else:
-                    store.put_prepared(event, prepared, key)
+                    store.put_prepared(event, prepared, key, file_signature=signature if event.id == event.source else None)
                     report.chunks += len(prepared.rows)
                     report.replaced += event.id in known
                     report.indexed += event.id not in known

@@ -329,3 +329,56 @@ def test_concurrent_index_and_search_processes_do_not_corrupt(tmp_path: Path, in
         assert store.search(["betadoc0"], k=3)[0].chunk.doc_id == "beta/doc00000.txt"
     finally:
         store.close()
+
+
+# ------------------------------------------------------------------ unchanged files are not read again
+def _age(path: Path, seconds: float = 3600) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
+
+
+def test_a_file_whose_size_mtime_and_inode_match_is_not_read_again(tmp_path: Path, store: SQLiteIndex, chunker: Chunker):
+    corpus = write_corpus(tmp_path / "corpus", 3)
+    for p in corpus.iterdir():
+        _age(p)
+    index_paths([corpus], store, chunker)
+    target = corpus / "doc00001.txt"
+    st = target.stat()
+    # Same size, same inode, mtime put back: indistinguishable by its signature, so it is not read (as make and git do).
+    old = target.read_text(encoding="utf-8")
+    with open(target, "r+", encoding="utf-8") as f:
+        f.write(old.replace("Document", "Dokument", 1))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    report = index_paths([corpus], store, chunker)
+    assert (report.unchanged, report.replaced) == (3, 0)
+    assert "Document" in store.get_document("corpus/doc00001.txt").text
+    # A new modification time is noticed at once.
+    _age(target, 60)
+    report = index_paths([corpus], store, chunker)
+    assert (report.unchanged, report.replaced) == (2, 1)
+    assert "Dokument" in store.get_document("corpus/doc00001.txt").text
+
+
+def test_a_file_modified_just_before_indexing_is_read_again_next_time(tmp_path: Path, store: SQLiteIndex, chunker: Chunker):
+    corpus = write_corpus(tmp_path / "corpus", 2)  # mtimes: now, so their signatures are not trusted
+    index_paths([corpus], store, chunker)
+    assert store.file_signatures() == {}
+    target = corpus / "doc00000.txt"
+    st = target.stat()
+    text = target.read_text(encoding="utf-8")
+    target.write_text(text.replace("Document", "Dokument", 1), encoding="utf-8")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    report = index_paths([corpus], store, chunker)
+    assert report.replaced == 1  # read again, so the change (same size, same mtime) is found
+
+
+def test_prune_still_sees_files_that_were_not_read(tmp_path: Path, store: SQLiteIndex, chunker: Chunker):
+    corpus = write_corpus(tmp_path / "corpus", 4)
+    for p in corpus.iterdir():
+        _age(p)
+    index_paths([corpus], store, chunker)
+    assert len(store.file_signatures()) == 4
+    (corpus / "doc00003.txt").unlink()
+    report = index_paths([corpus], store, chunker, prune=True)
+    assert (report.unchanged, report.pruned) == (3, 1)
+    assert [d["id"] for d in store.list_documents()] == [f"corpus/doc0000{i}.txt" for i in range(3)]
