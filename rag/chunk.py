@@ -23,6 +23,7 @@ _ABBREV = {
 _SENT_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+")
 _WORD_BEFORE = re.compile(r"([\w.]+)[.!?\u2026]*$")
 _LINE = re.compile(r"[^\n]+")
+_HEADING_ENDS = frozenset(".!?\u2026\"'\u201d")
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,14 @@ def sentence_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int, 
         s, e = _strip(text, ls, le)
         if s == e:
             continue
-        if paras and re.search(r"[\w,;]$", text[paras[-1][0]:paras[-1][1]]) and text[s].islower():
+        if paras and (text[paras[-1][1] - 1].isalnum() or text[paras[-1][1] - 1] in "_,;") and text[s].islower():
             paras[-1][1] = e
         else:
             paras.append([s, e])
     for ps, pe in paras:
         para = text[ps:pe]
         single_line = "\n" not in para
-        heading = single_line and (para.startswith("#") or (len(para) < 100 and not re.search(r"[.!?\u2026\"'\u201d]$", para)))
+        heading = single_line and (para.startswith("#") or (len(para) < 100 and para[-1] not in _HEADING_ENDS))
         cut = 0
         for m in _SENT_END.finditer(para):
             nxt = para[m.end():m.end() + 1]

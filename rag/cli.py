@@ -114,7 +114,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                 bar.update(1)
                 bar.set_postfix(chunks=chunks, refresh=False)
 
-        report = index_paths(paths, store, chunker, prune=args.prune, progress=progress)
+        report = index_paths(paths, store, chunker, prune=args.prune, progress=progress,
+                             workers=settings.index_workers or None)
     summary = {
         "index": str(settings.index), "indexed": report.indexed, "replaced": report.replaced,
         "unchanged": report.unchanged, "pruned": report.pruned, "chunks_written": report.chunks,

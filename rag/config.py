@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     cache: Literal["off", "read-write", "replay"] = Field("read-write", description="Response cache mode.")
     cache_path: Path | None = Field(None, description="Response cache file; default: beside the index.")
     k: int = Field(6, ge=1, le=100, description="Chunks retrieved per question.")
+    index_workers: int = Field(0, ge=0, le=16, description="Processes that chunk and embed documents while indexing "
+                               "(0: one per core, at most 4; 1: all in the indexing process).")
     prices: Path | None = Field(None, description="Price table (TOML, USD per 1M tokens); default: the bundled rag/prices.toml.")
     api_keys: SecretStr = Field(SecretStr(""), description="Comma-separated bearer tokens accepted by `rag serve`, each "
                                 "`[name=]token[:role]` with role read, write (the default) or admin.")

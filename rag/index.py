@@ -1,13 +1,16 @@
-"""The persistent index: SQLite (WAL, FTS5) behind the small ``IndexStore`` interface.
+"""The persistent index: SQLite (WAL) behind the small ``IndexStore`` interface.
 
 One transaction per indexing run: a crash, Ctrl-C or bad file mid-run leaves the index exactly as
 it was. The schema is built by named migrations applied in order and recorded; an index written
-by a newer version is refused with a clear message. A server database (PostgreSQL full-text
-search) can implement ``IndexStore`` without touching retrieval or generation.
+by a newer version is refused with a clear message. Keyword search is exact BM25 over postings kept
+in the same file (``rag.postings``, ``rag.bm25``), written in the same transaction as the chunks. A
+server database (PostgreSQL full-text search) can implement ``IndexStore`` without touching retrieval
+or generation.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sqlite3
@@ -20,11 +23,13 @@ from urllib.parse import quote
 
 import numpy as np
 
+from . import bm25
 from .chunk import Chunker
 from .embed import DIM, MODEL as EMBED_MODEL, from_blob, get_embedder, to_blob
 from .errors import IndexStoreError
-from .ingest import Event, IngestReport, Skipped, Warned, iter_documents, source_prefix
-from .normalize import normalize_for_index
+from .ingest import Event, IngestReport, Skipped, Unchanged, Warned, iter_documents, source_prefix
+from .pipeline import Prepared, default_workers, prepare_chunks, prepared_events
+from .postings import PostingsReader, PostingsWriter, create_tables as create_postings_tables, rebuild as rebuild_postings
 from .types import Chunk, Document, Hit, Span
 
 
@@ -119,8 +124,25 @@ def _m5_vectors(db: sqlite3.Connection) -> None:
         """)
 
 
-# chunks_fts is contentless: chunk text is derived from documents.text by span, so it is stored once.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_base, _m2_sessions_jobs, _m3_owners, _m4_pages, _m5_vectors]
+def _m6_bm25_postings(db: sqlite3.Connection) -> None:
+    """Keyword search moves from FTS5 (which scores every row that matches any term, so its cost grew with the
+    corpus) to precomputed BM25 postings over the language layer's terms: built here from the chunks already
+    indexed; the FTS5 table goes."""
+    create_postings_tables(db)
+    rebuild_postings(db)
+    db.execute("DROP TABLE IF EXISTS chunks_fts")
+
+
+def _m7_file_signatures(db: sqlite3.Connection) -> None:
+    """The size, modification time and inode of the file a document was read from, so a later run can tell
+    an unchanged file without reading it (NULL: read it; e.g. uploads, jsonl lines, files modified just before)."""
+    if not _has_column(db, "documents", "file_signature"):
+        _run_script(db, "ALTER TABLE documents ADD COLUMN file_signature TEXT")
+
+
+# Chunk text is derived from documents.text by span, so it is stored once.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_base, _m2_sessions_jobs, _m3_owners, _m4_pages, _m5_vectors,
+                                                          _m6_bm25_postings, _m7_file_signatures]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _CHUNK_COLS = "c.id, c.doc_id, c.ordinal, c.start, c.\"end\", c.n_tokens, substr(d.text, c.start + 1, c.\"end\" - c.start)"
@@ -163,11 +185,6 @@ def _pages(raw: str | None) -> list[int] | None:
     except ValueError:
         return None  # a damaged page list costs page numbers, never the answer
     return [int(p) for p in pages] if isinstance(pages, list) and all(isinstance(p, int) for p in pages) else None
-
-
-def fts_expression(terms: list[str]) -> str:
-    """An FTS5 MATCH expression that treats every term as a literal string (OR of phrases)."""
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
 def _read_only_fs(directory: Path) -> bool:
@@ -349,11 +366,15 @@ class SQLiteIndex:
         except sqlite3.Error as err:
             raise store_error(err, self.path, "write") from err
         self._changed = False
+        self._postings_writer = None
         try:
             yield
+            if self._postings_writer is not None:
+                self._postings_writer.finish()
             if self._changed:
                 self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         except BaseException as exc:
+            self._postings_writer = None
             if self.db.in_transaction:
                 try:
                     self.db.execute("ROLLBACK")
@@ -363,6 +384,7 @@ class SQLiteIndex:
                 raise store_error(exc, self.path, "write") from exc
             raise
         else:
+            self._postings_writer = None
             try:
                 self.db.execute("COMMIT")
             except sqlite3.Error as err:
@@ -388,66 +410,122 @@ class SQLiteIndex:
     def document_keys(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT id, key FROM documents"))
 
-    def _fts_delete(self, doc_id: str) -> None:
-        rows = self.db.execute(
-            "SELECT c.rowid, substr(d.text, c.start + 1, c.\"end\" - c.start) FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ?",
-            (doc_id,),
-        ).fetchall()
-        self.db.executemany(
-            "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', ?, ?)",
-            [(rowid, normalize_for_index(text)) for rowid, text in rows],
-        )
+    def file_signatures(self) -> dict[str, str]:
+        """Document id -> signature of the file it was read from (only where one was recorded)."""
+        return dict(self.db.execute("SELECT id, file_signature FROM documents WHERE file_signature IS NOT NULL"))
+
+    def _writer(self) -> PostingsWriter:
+        if getattr(self, "_postings_writer", None) is None:
+            self._postings_writer = PostingsWriter(self.db)
+        return self._postings_writer
 
     def delete_document(self, doc_id: str) -> bool:
-        self._fts_delete(doc_id)
+        if not self.db.in_transaction:
+            with self.transaction():
+                return self.delete_document(doc_id)
+        rowids = [r[0] for r in self.db.execute("SELECT rowid FROM chunks WHERE doc_id = ?", (doc_id,))]
+        self._writer().delete(rowids)
         deleted = self.db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount > 0
         self._changed = self._changed or deleted
         return deleted
 
     def put_document(self, doc: Document, chunks: list[Chunk], key: str, *, owner: str | None = None) -> None:
-        self.delete_document(doc.id)
+        self.put_prepared(doc, prepare_chunks(chunks), key, owner=owner)
+
+    def put_prepared(self, doc: Document, prepared: Prepared, key: str, *, owner: str | None = None,
+                     file_signature: str | None = None) -> None:
+        """``put_document`` with the chunk spans, vectors and terms already computed (``rag.pipeline``)."""
+        if not self.db.in_transaction:
+            with self.transaction():
+                return self.put_prepared(doc, prepared, key, owner=owner, file_signature=file_signature)
+        if self.db.execute("SELECT 1 FROM documents WHERE id = ?", (doc.id,)).fetchone():
+            self.delete_document(doc.id)
         self.db.execute(
-            "INSERT INTO documents (id, source, title, date, url, sha256, key, text, boilerplate, n_tokens, indexed_at, owner, pages) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents (id, source, title, date, url, sha256, key, text, boilerplate, n_tokens, indexed_at, owner, pages, "
+            "file_signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (doc.id, doc.source, doc.title, doc.date, doc.url, doc.sha256, key, doc.text,
-             json.dumps([[s.start, s.end] for s in doc.boilerplate]), sum(c.n_tokens for c in chunks), time.time(), owner,
-             None if doc.pages is None else json.dumps(doc.pages)),
+             json.dumps([[s.start, s.end] for s in doc.boilerplate]), sum(r[3] for r in prepared.rows), time.time(), owner,
+             None if doc.pages is None else json.dumps(doc.pages), file_signature),
         )
-        vectors = embed_chunks(chunks)
-        for c, vector in zip(chunks, vectors):
-            cur = self.db.execute(
-                "INSERT INTO chunks (id, doc_id, ordinal, start, \"end\", n_tokens) VALUES (?, ?, ?, ?, ?, ?)",
-                (c.id, c.doc_id, c.ordinal, c.start, c.end, c.n_tokens),
-            )
-            self.db.execute("INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, normalize_for_index(c.text)))
-            self.db.execute("INSERT INTO chunk_vectors (chunk, vector) VALUES (?, ?)", (cur.lastrowid, to_blob(vector)))
+        writer = self._writer()
+        rowids = [writer.next_rowid() for _ in prepared.rows]
+        self.db.executemany(
+            "INSERT INTO chunks (rowid, id, doc_id, ordinal, start, \"end\", n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(r, f"{doc.id}#{o}", doc.id, o, s, e, n) for r, (o, s, e, n) in zip(rowids, prepared.rows)],
+        )
+        width = 2 * DIM
+        self.db.executemany("INSERT INTO chunk_vectors (chunk, vector) VALUES (?, ?)",
+                            [(r, prepared.vectors[i * width:(i + 1) * width]) for i, r in enumerate(rowids)])
+        for r, (terms, tfs) in zip(rowids, prepared.terms):
+            writer.add_counts(r, terms, tfs)
         self._changed = True
 
     # -------------------------------------------------------------- reads
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction, so every statement of a search sees the same committed state."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.db.in_transaction:
+                self.db.execute("COMMIT")
+
     def search(self, terms: list[str], *, k: int, source_glob: str | None = None,
                date_from: str | None = None, date_to: str | None = None) -> list[Hit]:
-        if not terms:
+        """The ``k`` best chunks by BM25 for ``terms`` (words; tokenized here as the index text was)."""
+        stems = bm25.query_stems(terms)
+        if not stems or k < 1:
             return []
-        filters, extra = _filters(source_glob, date_from, date_to)
-        where, params = [filters] if filters else [], [fts_expression(terms), *extra]
-        sql = (
-            f"SELECT {_CHUNK_COLS}, -f.rank, d.source, d.title, d.date, d.url "
-            "FROM (SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank"
-            + ("" if where else " LIMIT ?") + ") f "
-            f"JOIN chunks c ON c.rowid = f.rowid JOIN documents d ON d.id = c.doc_id WHERE 1{filters} "
-            "ORDER BY f.rank LIMIT ?"
-        )
-        if not where:
-            params.insert(1, k)
-        params.append(k)
         try:
-            rows = self.db.execute(sql, params).fetchall()
+            with self._snapshot():
+                writer = getattr(self, "_postings_writer", None)
+                if writer is not None:  # mid-run: search what this transaction wrote, never a cache from before it
+                    writer.flush()
+                    reader = PostingsReader()
+                    state = reader.prepare(self.db, -1)
+                else:
+                    reader = self._reader()
+                    state = reader.prepare(self.db, self.generation())
+                postings = reader.postings(self.db, stems)
+                filters, params = _filters(source_glob, date_from, date_to)
+                if not filters:
+                    rows, scores = bm25.top_k(postings, k, state.size)
+                    return self._hits(rows, scores, "", [])
+                rows, scores = bm25.ranked(postings, state.size)
+                first = max(8 * k, 64)
+                hits = self._hits(rows[:first], scores[:first], filters, params)
+                if len(hits) >= k or len(rows) <= first:
+                    return hits[:k]
+                allowed = np.fromiter((r[0] for r in self.db.execute(
+                    f"SELECT c.rowid FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE 1{filters}", params)), dtype=np.int64)
+                keep = np.isin(rows, allowed)
+                return self._hits(rows[keep][:k], scores[keep][:k], "", [])
         except sqlite3.OperationalError as err:
             raise IndexStoreError(f"search failed: {err}") from err
-        return [
-            Hit(chunk=_row_chunk(r[:7]), score=round(r[7], 4), rank=i + 1, source=r[8], title=r[9], date=r[10], url=r[11])
-            for i, r in enumerate(rows)
-        ]
+
+    def _reader(self) -> PostingsReader:
+        if getattr(self, "_postings_reader", None) is None:
+            self._postings_reader = PostingsReader()
+        return self._postings_reader
+
+    def _hits(self, rows: np.ndarray, scores: np.ndarray, filters: str, params: list[object]) -> list[Hit]:
+        """Hits for chunk rowids in rank order (those failing ``filters`` left out)."""
+        if not len(rows):
+            return []
+        found = {r[0]: r for r in self.db.execute(
+            f"SELECT c.rowid, {_CHUNK_COLS}, d.source, d.title, d.date, d.url FROM chunks c JOIN documents d ON d.id = c.doc_id "
+            f"WHERE c.rowid IN (SELECT value FROM json_each(?)){filters}", [json.dumps(rows.tolist()), *params])}
+        hits: list[Hit] = []
+        for rowid, score in zip(rows.tolist(), scores.tolist()):
+            r = found.get(rowid)
+            if r is not None:
+                hits.append(Hit(chunk=_row_chunk(r[1:8]), score=round(score, 4), rank=len(hits) + 1,
+                                source=r[8], title=r[9], date=r[10], url=r[11]))
+        return hits
 
     def generation(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
@@ -548,29 +626,61 @@ ProgressFn = Callable[[Event | None, int], None]
 
 
 def index_paths(paths: Iterable[Path], store: SQLiteIndex, chunker: Chunker, *, prune: bool = False,
-                max_bytes: int | None = None, progress: ProgressFn | None = None) -> IngestReport:
-    """Ingest, chunk and write ``paths`` in one transaction; unchanged documents are skipped."""
+                max_bytes: int | None = None, progress: ProgressFn | None = None, workers: int | None = None) -> IngestReport:
+    """Ingest, chunk and write ``paths`` in one transaction; unchanged documents are skipped. Chunking and
+    embedding run in ``workers`` processes (default: one per core, up to 4) when the run is big enough."""
     paths = list(paths)
+    # The cyclic collector would keep re-scanning the young models of the run (~15% of its time); the
+    # pipeline makes no reference cycles, so memory does not grow with it off.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _index_paths(paths, store, chunker, prune=prune, max_bytes=max_bytes, progress=progress, workers=workers)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _index_paths(paths: list[Path], store: SQLiteIndex, chunker: Chunker, *, prune: bool, max_bytes: int | None,
+                 progress: ProgressFn | None, workers: int | None) -> IngestReport:
     report = IngestReport()
     fingerprint = chunker.fingerprint
     with store.transaction():
         known = store.document_keys()
         seen: set[str] = set()
         kwargs = {"max_bytes": max_bytes} if max_bytes else {}
-        for event in iter_documents(paths, **kwargs):
-            if isinstance(event, Skipped):
+        key_of = {}
+        # A file whose signature matches the one recorded, indexed with this chunker and embedder, is not read.
+        recorded = store.file_signatures()
+        current = f"{chunker.fingerprint}:{EMBED_MODEL}"  # what document_key puts after the content hash
+        signatures: dict[str, str] = {}
+
+        def unchanged(source: str, signature: str) -> bool:
+            return recorded.get(source) == signature and known.get(source, "").split(":", 1)[-1] == current
+
+        def wanted(doc: Document) -> bool:
+            key_of[doc.id] = key = document_key(doc, chunker)
+            return known.get(doc.id) != key
+
+        events = iter_documents(paths, unchanged=unchanged, signatures=signatures, **kwargs)
+        for event, prepared in prepared_events(events, chunker, wanted,
+                                               workers=default_workers() if workers is None else workers):
+            if isinstance(event, Unchanged):
+                seen.add(event.source)
+                report.unchanged += 1
+            elif isinstance(event, Skipped):
                 report.skipped.append(event)
             elif isinstance(event, Warned):
                 report.warnings.append(event)
             else:
                 seen.add(event.id)
-                key = document_key(event, chunker)
-                if known.get(event.id) == key:
+                key = key_of.pop(event.id)
+                signature = signatures.pop(event.source, None)
+                if prepared is None:
                     report.unchanged += 1
                 else:
-                    chunks = chunker.chunk(event)
-                    store.put_document(event, chunks, key)
-                    report.chunks += len(chunks)
+                    store.put_prepared(event, prepared, key, file_signature=signature if event.id == event.source else None)
+                    report.chunks += len(prepared.rows)
                     report.replaced += event.id in known
                     report.indexed += event.id not in known
             if progress:

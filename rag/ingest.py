@@ -7,11 +7,14 @@ does not exist at all is an ``IngestError``.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
+from itertools import accumulate
 import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -51,15 +54,75 @@ class Warned:
     message: str
 
 
-Event = Document | Skipped | Warned
+@dataclass(frozen=True)
+class Unchanged:
+    """A file whose size, modification time and inode match what the index recorded: not read again."""
+
+    source: str
+
+
+Event = Document | Skipped | Warned | Unchanged
+
+RACY_NS = 2_000_000_000  # a file modified this recently may change again within the same timestamp: never trust its stat
+
+
+def file_signature(st: os.stat_result) -> str:
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+
+
+# Every pattern above needs one of these words (case-insensitive), so a text without any of them has no
+# boilerplate and skips the per-line regexes (~100 ns per character). Characters that re.IGNORECASE folds
+# onto ASCII letters but str.lower() does not (long s, Kelvin sign, dotted and dotless i) take the full path.
+_MARKERS = ("see also", "read more", "also read", "related article", "recommended reading", "appeared first on",
+            "this article", "this story", "originally published")
+_LINE_MARKERS = ("share", "subscribe", "sign up", "follow us", "click here", "advertisement", "tweet this",
+                 "email this", "print this", "copyright \u00a9", "all rights reserved")
+_FOLDS = "\u017f\u212a\u0130\u0131"
+
+
+def _starts_with_marker(line: str) -> bool:
+    """Whether a lower-cased, left-stripped line starts with a line marker as a whole word ("shares" does not)."""
+    for k in _LINE_MARKERS:
+        if line.startswith(k):
+            nxt = line[len(k):len(k) + 1]
+            if not k[-1].isalnum() or not nxt or not (nxt.isalnum() or nxt == "_"):
+                return True
+    return False
+
+
+def _may_have_boilerplate(text: str) -> bool:
+    if any(c in text for c in _FOLDS):
+        return True
+    low = text.lower()
+    if any(k in low for k in _MARKERS):
+        return True
+    return any(k in low for k in _LINE_MARKERS) and any(_starts_with_marker(line.lstrip()) for line in low.splitlines())
 
 
 def boilerplate_spans(text: str) -> list[Span]:
     """Whole lines that are syndication boilerplate ('See also:', 'The post ... appeared first on', share lines)."""
+    if not _may_have_boilerplate(text):
+        return []
+    lines = text.splitlines(keepends=True)
+    if any(c in text for c in _FOLDS):
+        return _boilerplate_lines(lines, range(len(lines)), list(accumulate(map(len, lines), initial=0)))
+    # Only a line that contains a marker word can match a pattern: find those lines, run the patterns on them.
+    # (str.lower() keeps offsets: the one character it lengthens, U+0130, took the branch above.)
+    low = text.lower()
+    starts = list(accumulate(map(len, lines), initial=0))
+    candidates: set[int] = set()
+    for marker in _MARKERS + _LINE_MARKERS:
+        at = low.find(marker)
+        while at >= 0:
+            candidates.add(bisect_right(starts, at) - 1)
+            at = low.find(marker, at + 1)
+    return _boilerplate_lines(lines, sorted(candidates), starts)
+
+
+def _boilerplate_lines(lines: list[str], which: Iterable[int], starts: list[int]) -> list[Span]:
     spans: list[Span] = []
-    pos = 0
-    for line in text.splitlines(keepends=True):
-        body = line.rstrip("\r\n")
+    for i in which:
+        pos, body = starts[i], lines[i].rstrip("\r\n")
         hit = next((m for p in _BOILERPLATE if (m := p.search(body))), None)
         if hit:
             # A marker glued mid-line ("...Right NowRead more: ...") marks only the rest of the line.
@@ -67,7 +130,6 @@ def boilerplate_spans(text: str) -> list[Span]:
             spans.append(Span(start=pos + cut, end=pos + len(body)))
         elif body.strip() and len(body) < 160 and _SHORT_BOILERPLATE.match(body):
             spans.append(Span(start=pos, end=pos + len(body)))
-        pos += len(line)
     return spans
 
 
@@ -327,12 +389,18 @@ def source_prefix(root: Path) -> str:
     return root.name if root.is_file() else root.name + "/"
 
 
-def iter_documents(paths: Iterable[Path], *, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Event]:
+def iter_documents(paths: Iterable[Path], *, max_bytes: int = DEFAULT_MAX_BYTES,
+                   unchanged: Callable[[str, str], bool] | None = None,
+                   signatures: dict[str, str] | None = None) -> Iterator[Event]:
     """Walk files and directories (recursively, hidden files skipped) and yield documents and warnings.
 
     A document's source and id are its path relative to the parent of the path given
     (``rag index seeds/`` gives ``seeds/a.txt``), so ids are stable wherever the command runs;
     jsonl documents take their ``id`` field when present.
+
+    With ``unchanged`` (source, file signature -> bool), a file it accepts is not read: an ``Unchanged``
+    event stands for it. With ``signatures``, the signature of each file read is recorded there by
+    source (taken before reading, and left out when the file was modified in the last two seconds).
     """
     seen: set[str] = set()
     for root in paths:
@@ -341,6 +409,19 @@ def iter_documents(paths: Iterable[Path], *, max_bytes: int = DEFAULT_MAX_BYTES)
         root = root.resolve()
         for path in _walk(root):
             source = path.relative_to(root.parent).as_posix()
+            if unchanged is not None or signatures is not None:
+                try:
+                    st = path.stat()
+                except OSError:
+                    st = None
+                if st is not None and stat.S_ISREG(st.st_mode) and source not in seen:
+                    signature = file_signature(st)
+                    if unchanged is not None and unchanged(source, signature):
+                        seen.add(source)
+                        yield Unchanged(source)
+                        continue
+                    if signatures is not None and st.st_mtime_ns < time.time_ns() - RACY_NS:
+                        signatures[source] = signature
             for event in read_file(path, source, max_bytes=max_bytes):
                 if isinstance(event, Document):
                     if event.id in seen:

@@ -1,7 +1,7 @@
 """Query -> ranked Hits: safe query building, filters, snippets.
 
 Any user string is safe: we extract words ourselves and pass them to the store as literal terms,
-so FTS5 syntax (quotes, NEAR, *, -, parentheses) is never interpreted. Stop words are dropped
+so no query syntax (quotes, NEAR, *, -, parentheses) is ever interpreted. Stop words are dropped
 unless the query has nothing else, which keeps common words from scanning every row.
 """
 

@@ -14,6 +14,14 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     || echo "could not install chromium: the web page test will be skipped"
 fi
 
+# The Python docs retrieval suite (evals/retrieval_pydocs.yaml) indexes the Python 3.11 documentation sources
+# (Debian package python3.11-doc). Installed the same way; without it that suite is reported as skipped.
+if [ ! -d /usr/share/doc/python3.11/html/_sources ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing python3.11-doc for the Python docs retrieval suite ..."
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11-doc >/dev/null) \
+    || echo "could not install python3.11-doc: the Python docs retrieval suite will be skipped"
+fi
+
 set +e
 # The offline eval suite, with its thresholds: a regression fails the run.
 mkdir -p out

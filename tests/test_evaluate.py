@@ -94,7 +94,7 @@ def test_offline_suite_passes(full_run):
 
 
 def test_reports_keep_suite_and_case_order_when_run_in_parallel(full_run):
-    expected = [f"{loaded.name}/{case.id}" for loaded in _suites() for case in loaded.suite.cases]
+    expected = [f"{loaded.name}/{case.id}" for loaded in _suites() if not loaded.suite.missing() for case in loaded.suite.cases]
     assert [f"{c['suite']}/{c['id']}" for c in full_run["report"]["cases"]] == expected
 
 
@@ -217,6 +217,32 @@ def test_an_invalid_suite_fails_with_file_line_and_field(tmp_path, edit, line, f
 
 
 # ------------------------------------------------------------------ the suites themselves
+def test_a_suite_whose_corpus_is_not_installed_is_reported_as_skipped_not_failed(tmp_path):
+    absent = tmp_path / "not-installed" / "_sources"
+    suite = {"name": "docs_here", "corpora": {"docs": [str(absent)]}, "corpus": "docs", "requires": [str(absent)],
+             "requires_hint": "apt-get install python3.11-doc",
+             "cases": [{"id": "q", "kind": "retrieval", "query": "asyncio", "expect": {"quote": "asyncio"},
+                        "assert": [{"hit-at": 10}]}]}
+    path = tmp_path / "docs.yaml"
+    path.write_text(yaml.safe_dump(suite), encoding="utf-8")
+    alone = run_cli("eval", str(path))
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stderr.strip() == (f"rag eval: skipped suite docs_here: {absent} is missing (apt-get install python3.11-doc)")
+    assert "Traceback" not in alone.stderr
+    # beside a suite that can run: that one runs, and the report names the skipped one
+    with_seed = run_cli("eval", str(path), str(EVALS / "retrieval.yaml"), "--json")
+    assert with_seed.returncode == 0, with_seed.stderr
+    report = json.loads(with_seed.stdout)
+    assert [s["name"] for s in report["suites"]] == ["retrieval"]
+    assert report["unavailable"] == [f"docs_here: {absent} is missing (apt-get install python3.11-doc)"]
+
+
+def test_the_python_docs_suite_requires_its_corpus():
+    [pydocs] = [loaded for loaded in _suites() if loaded.name == "retrieval_pydocs"]
+    assert pydocs.suite.requires == pydocs.suite.corpora["pydocs"] and "python3.11-doc" in pydocs.suite.requires_hint
+    assert len(pydocs.suite.cases) == 120
+
+
 def test_suites_hold_the_required_cases():
     cases = [(loaded, c) for loaded in _suites() for c in loaded.suite.cases]
     by_kind: dict[str, list[Any]] = {k: [c for _, c in cases if c.kind == k] for k in s.KINDS}

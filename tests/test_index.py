@@ -12,12 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, SEEDS, run_cli
 from rag.chunk import Chunker
 from rag.errors import IndexStoreError
-from rag.index import SCHEMA_VERSION, SQLiteIndex, fts_expression, index_paths
+from rag.index import SCHEMA_VERSION, SQLiteIndex, index_paths
 from rag.ingest import Skipped
 from rag.types import Document
 
@@ -57,11 +58,16 @@ def integrity(path: Path) -> None:
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('integrity-check')")
-        n_chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         orphans = db.execute("SELECT count(*) FROM chunks c LEFT JOIN documents d ON d.id = c.doc_id WHERE d.id IS NULL").fetchone()[0]
         assert orphans == 0
-        assert n_chunks == db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
+        # The postings describe exactly the live chunks: every chunk has a length slot, tombstones aside none other does.
+        live = {r[0] for r in db.execute("SELECT rowid FROM chunks")}
+        dead = {r[0] for r in db.execute("SELECT chunk FROM bm25_deleted")}
+        slots = set()
+        for lo, blob in db.execute("SELECT lo, lengths FROM bm25_segments"):
+            lengths = np.frombuffer(blob, dtype=np.uint32)
+            slots |= {lo + i for i in np.flatnonzero(lengths != 0xFFFFFFFF).tolist()}
+        assert slots - dead == live
     finally:
         db.close()
 
@@ -209,10 +215,6 @@ def test_migrations_are_recorded_and_idempotent(index_path: Path, store: SQLiteI
     again.close()
 
 
-def test_fts_expression_quotes_every_term():
-    assert fts_expression(['a"b', "NEAR", "x*"]) == '"a""b" OR "NEAR" OR "x*"'
-
-
 # ------------------------------------------------------------------ atomicity
 def test_exception_mid_run_leaves_the_previous_contents_exactly(tmp_path: Path, store: SQLiteIndex, chunker: Chunker,
                                                                  index_path: Path):
@@ -327,3 +329,56 @@ def test_concurrent_index_and_search_processes_do_not_corrupt(tmp_path: Path, in
         assert store.search(["betadoc0"], k=3)[0].chunk.doc_id == "beta/doc00000.txt"
     finally:
         store.close()
+
+
+# ------------------------------------------------------------------ unchanged files are not read again
+def _age(path: Path, seconds: float = 3600) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
+
+
+def test_a_file_whose_size_mtime_and_inode_match_is_not_read_again(tmp_path: Path, store: SQLiteIndex, chunker: Chunker):
+    corpus = write_corpus(tmp_path / "corpus", 3)
+    for p in corpus.iterdir():
+        _age(p)
+    index_paths([corpus], store, chunker)
+    target = corpus / "doc00001.txt"
+    st = target.stat()
+    # Same size, same inode, mtime put back: indistinguishable by its signature, so it is not read (as make and git do).
+    old = target.read_text(encoding="utf-8")
+    with open(target, "r+", encoding="utf-8") as f:
+        f.write(old.replace("Document", "Dokument", 1))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    report = index_paths([corpus], store, chunker)
+    assert (report.unchanged, report.replaced) == (3, 0)
+    assert "Document" in store.get_document("corpus/doc00001.txt").text
+    # A new modification time is noticed at once.
+    _age(target, 60)
+    report = index_paths([corpus], store, chunker)
+    assert (report.unchanged, report.replaced) == (2, 1)
+    assert "Dokument" in store.get_document("corpus/doc00001.txt").text
+
+
+def test_a_file_modified_just_before_indexing_is_read_again_next_time(tmp_path: Path, store: SQLiteIndex, chunker: Chunker):
+    corpus = write_corpus(tmp_path / "corpus", 2)  # mtimes: now, so their signatures are not trusted
+    index_paths([corpus], store, chunker)
+    assert store.file_signatures() == {}
+    target = corpus / "doc00000.txt"
+    st = target.stat()
+    text = target.read_text(encoding="utf-8")
+    target.write_text(text.replace("Document", "Dokument", 1), encoding="utf-8")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    report = index_paths([corpus], store, chunker)
+    assert report.replaced == 1  # read again, so the change (same size, same mtime) is found
+
+
+def test_prune_still_sees_files_that_were_not_read(tmp_path: Path, store: SQLiteIndex, chunker: Chunker):
+    corpus = write_corpus(tmp_path / "corpus", 4)
+    for p in corpus.iterdir():
+        _age(p)
+    index_paths([corpus], store, chunker)
+    assert len(store.file_signatures()) == 4
+    (corpus / "doc00003.txt").unlink()
+    report = index_paths([corpus], store, chunker, prune=True)
+    assert (report.unchanged, report.pruned) == (3, 1)
+    assert [d["id"] for d in store.list_documents()] == [f"corpus/doc0000{i}.txt" for i in range(3)]

@@ -362,3 +362,23 @@ def test_boilerplate_spans_are_ordered_disjoint_and_within_one_line(text: str):
         assert text[s.start:s.end].strip()
         assert "\n" not in text[s.start:s.end]
         prev_end = s.end
+
+
+_PIECES = ["See also: x", "Read more: y", "The post a appeared first on b", "This story was published in", "Share this",
+           "share", "Subscribe now", "advertisement", "Shares rose", "\u017fee also:", "\u0130stanbul", "\u212a", "\r\n",
+           "\n", "\u2028", "\x1c", "\x85", "word ", "RightNowRead more: z", "copyright \u00a9 2020", "All rights reserved",
+           "sign up for", "\f", "  ", "SEE ALSO:", "see\nalso:"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=14))
+def test_boilerplate_pre_checks_change_no_result(pieces):
+    """Only lines holding a marker word are run through the patterns: the same spans as running them on every line."""
+    from itertools import accumulate
+
+    from rag.ingest import _boilerplate_lines
+
+    text = "".join(pieces)
+    lines = text.splitlines(keepends=True)
+    every_line = _boilerplate_lines(lines, range(len(lines)), list(accumulate(map(len, lines), initial=0)))
+    assert boilerplate_spans(text) == every_line

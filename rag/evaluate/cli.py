@@ -134,11 +134,21 @@ def run(args: argparse.Namespace) -> int:
 
     runs = variants(args)
     suites = load_suites(args.suites or [DEFAULT_SUITES])
+    unavailable = []
+    for loaded in suites:
+        if missing := loaded.suite.missing():
+            hint = f" ({loaded.suite.requires_hint})" if loaded.suite.requires_hint else ""
+            unavailable.append(f"{loaded.name}: {', '.join(missing)} is missing{hint}")
+            print(f"rag eval: skipped suite {unavailable[-1]}", file=sys.stderr)
+    suites = [s for s in suites if not s.suite.missing()]
+    if not suites and unavailable:
+        return 0  # nothing could run, nothing failed: said on stderr
     selected = _select(suites, args.case)
     if len(runs) > 1:
         return _run_matrix(args, suites, selected, runs)
     baseline = _read_baseline(args.baseline) if args.baseline else None
     report = run_suites(args, suites, selected, backend_name=runs[0][0], model=runs[0][1], baseline=baseline)
+    report.unavailable = unavailable
 
     document = report.model_dump_json(indent=2)
     if args.save_baseline:

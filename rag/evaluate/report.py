@@ -34,6 +34,8 @@ class EvalReport(BaseModel):
     by_kind: dict[str, Metrics]
     suites: list[SuiteReport]
     comparison: Comparison | None = None
+    unavailable: list[str] = Field(default_factory=list, description="Suites skipped because what they require is missing, "
+                                   "each as 'name: reason'.")
     cases: list[CaseResult]
 
     @property
@@ -135,6 +137,8 @@ def render_text(report: EvalReport, *, note_width: int = 110) -> str:
             state = "ok" if check.ok else "BELOW"
             note = f"  ({check.note})" if check.note else ""
             lines.append(f"  {suite.name:<16} {check.name:<24} {fmt(check.value):>6} {op} {check.limit:<5g} {state}{note}")
+    for note in report.unavailable:
+        lines.append(f"  skipped suite {note}")
     if report.comparison:
         comp = report.comparison
         lines += ["", f"baseline {comp.baseline}: {len(comp.regressions)} regression(s), {len(comp.fixes)} fix(es), "

@@ -482,7 +482,16 @@ class Suite(_Strict):
     corpora: dict[str, list[str]] = Field(min_length=1, description="Corpus name -> files/directories to index.")
     corpus: str | None = Field(None, description="Default corpus of the cases.")
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    requires: list[str] = Field(default_factory=list, description="Paths that must exist for the suite to run (a corpus a "
+                                "system package installs); when one is missing the suite is reported as skipped, not failed.")
+    requires_hint: str = Field("", description="How to provide what `requires` names, shown when it is missing.")
     cases: list[Case] = Field(min_length=1)
+
+    def missing(self) -> list[str]:
+        """The required paths that do not exist here."""
+        from pathlib import Path
+
+        return [p for p in self.requires if not Path(p).exists()]
 
     @field_validator("corpora")
     @classmethod
