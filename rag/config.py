@@ -43,6 +43,10 @@ class ServerSettings(BaseModel):
                                                "its own address and localhost; '*' for any (behind a proxy that checks it).")
     allowed_origins: str = Field("", description="Comma-separated origins (scheme://host:port) allowed to change state "
                                                  "besides the server's own page.")
+    job_lease_seconds: float = Field(30.0, ge=1, le=3600, description="A briefing job's lease: a worker that has not renewed "
+                                     "it for this long (killed, hung, cut off) leaves the job to another worker.")
+    metrics_interval: float = Field(1.0, gt=0, le=60, description="Seconds between a worker's metric snapshots, when "
+                                    "several workers share them (/metrics adds up every worker's last snapshot).")
     model_aliases: str = Field("", description="Comma-separated model names the OpenAI-compatible endpoint also accepts "
                                                "for its one model `rag` (for clients that insist on a name, e.g. gpt-4o); "
                                                "any other name gets 404 model_not_found.")
