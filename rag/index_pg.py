@@ -48,9 +48,9 @@ def index_terms(text: str) -> list[str]:
     return [stem(w) for w in words(_fold(text))]
 
 
-def glob_regex(glob: str) -> str:
+def glob_regex(glob: str) -> str | None:
     """A POSIX regular expression matching what SQLite's GLOB matches (``*``, ``?``, ``[...]``, ``[^...]``);
-    every other character is literal."""
+    every other character is literal. None for a glob that matches nothing (an unclosed ``[``, as in SQLite)."""
     out, i = ["^"], 0
     while i < len(glob):
         ch = glob[i]
@@ -65,6 +65,8 @@ def glob_regex(glob: str) -> str:
             parts = [re.escape(c) if c not in "-" else "-" for c in body]
             out.append("[" + ("^" if negate else "") + "".join(parts) + "]")
             i = end
+        elif ch == "[":
+            return None
         else:
             out.append(re.escape(ch))
         i += 1
@@ -76,8 +78,12 @@ def _filters(source_glob: str | None, date_from: str | None, date_to: str | None
     where: list[str] = []
     params: list[object] = []
     if source_glob:
-        where.append("d.source ~ %s")
-        params.append(glob_regex(source_glob))
+        regex = glob_regex(source_glob)
+        if regex is None:
+            where.append("false")
+        else:
+            where.append("d.source ~ %s")
+            params.append(regex)
     if date_from:
         where.append('d.date >= %s COLLATE "C"')
         params.append(date_from)

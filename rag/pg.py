@@ -45,7 +45,8 @@ def _first_line(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
     line = text.splitlines()[0].strip()
     # libpq prefixes its messages with the address it tried: keep only what went wrong.
-    return re.sub(r'^connection to server (at|on) .*? failed: ', "", line)
+    line = re.sub(r'^.*?connection to server (at|on) .*? failed: ', "", line)
+    return re.sub(r"^(FATAL|ERROR):\s+", "", line)
 
 
 def store_error(err: BaseException, url: str, action: str) -> IndexStoreError:
@@ -70,6 +71,10 @@ def store_error(err: BaseException, url: str, action: str) -> IndexStoreError:
         return IndexStoreError(f"invalid database URL {display_url(url)}: {message}",
                                hint="use postgresql://USER@HOST/DB or postgresql://USER@/DB?host=SOCKET_DIR")
     if isinstance(err, psycopg.OperationalError) and action == "connect":
+        if re.search(r'database ".*" does not exist', message):
+            return IndexStoreError(f"cannot connect to {where}: {message}", hint="create it with `createdb`")
+        if re.search(r'role ".*" does not exist|password authentication failed|no password supplied', message):
+            return IndexStoreError(f"cannot connect to {where}: {message}", hint="check the user and password in RAG_INDEX")
         return IndexStoreError(f"cannot connect to {where}: {message}", hint="is PostgreSQL running and the URL right?")
     if isinstance(err, psycopg.OperationalError | errors.AdminShutdown | errors.CrashShutdown):
         return IndexStoreError(f"lost the connection to {where} while trying to {action} it ({message}); "
@@ -124,6 +129,11 @@ def migrate(conn: "psycopg.Connection", migrations: Sequence[Migration], *, url:
     Concurrent migrators wait on an advisory lock and then find the work done. A schema from a newer
     rag is refused, untouched."""
     target = len(migrations)
+    current = schema_version(conn)
+    if current == target:
+        return target, target  # nothing to do: no DDL, so a user without CREATE rights can still index
+    if current is not None and current > target:
+        raise newer_schema(url, current, target)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS rag_meta (key text PRIMARY KEY, value text NOT NULL)")
