@@ -203,10 +203,10 @@ def section(r: dict[str, object], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
+def write_section(path: Path, text: str, section: str = SECTION) -> None:
     """Replace our section in ``path`` (or append it), keeping every other section as it is."""
     old = path.read_text(encoding="utf-8") if path.exists() else ""
-    pattern = re.compile(rf"^{re.escape(SECTION)}\s*$.*?(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(rf"^{re.escape(section)}\s*$.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(old):
         new = pattern.sub(lambda _: text + "\n", old, count=1).rstrip() + "\n"
     else:
