@@ -326,11 +326,31 @@ class PostgresIndex:
         wanted = list(dict.fromkeys(t for term in terms for t in index_terms(term)))
         if not wanted:
             return []
-        stats = dict(self._execute("SELECT key, value FROM rag_meta WHERE key IN ('chunks', 'terms_total')").fetchall())
+        try:
+            with self._snapshot():  # the statistics and the postings of one committed state
+                rows = self._search(wanted, k, source_glob, date_from, date_to)
+        except pg._psycopg().Error as err:
+            raise pg.store_error(err, self.url, "read") from err
+        return [Hit(chunk=_row_chunk(r[:7]), score=round(float(r[7]), 4), rank=i + 1, source=r[8], title=r[9], date=r[10],
+                    url=r[11]) for i, r in enumerate(rows)]
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """A read-only REPEATABLE READ transaction (inside a write transaction: that one's own view)."""
+        if self._in_tx:
+            yield
+            return
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+
+    def _search(self, wanted: list[str], k: int, source_glob: str | None, date_from: str | None,
+                date_to: str | None) -> list[tuple]:
+        stats = dict(self.conn.execute("SELECT key, value FROM rag_meta WHERE key IN ('chunks', 'terms_total')").fetchall())
         n_chunks, total = int(stats.get("chunks", 0)), int(stats.get("terms_total", 0))
         if not n_chunks:
             return []
-        df = dict(self._execute("SELECT term, df FROM rag_terms WHERE term = ANY(%s)", (wanted,)).fetchall())
+        df = dict(self.conn.execute("SELECT term, df FROM rag_terms WHERE term = ANY(%s)", (wanted,)).fetchall())
         present = [t for t in wanted if df.get(t)]
         if not present:
             return []
@@ -345,10 +365,7 @@ class PostgresIndex:
             f"FROM q JOIN rag_postings p ON p.term = q.term{join} GROUP BY p.chunk ORDER BY score DESC, p.chunk LIMIT %s) "
             f"SELECT {_CHUNK_COLS}, top.score, d.source, d.title, d.date, d.url FROM top "
             "JOIN rag_chunks c ON c.rowid = top.chunk JOIN rag_documents d ON d.id = c.doc_id ORDER BY top.score DESC, top.chunk")
-        params = [present, weights, K1 + 1, K1, B, B, avgdl, *extra, k]
-        rows = self._execute(sql, params).fetchall()
-        return [Hit(chunk=_row_chunk(r[:7]), score=round(float(r[7]), 4), rank=i + 1, source=r[8], title=r[9], date=r[10],
-                    url=r[11]) for i, r in enumerate(rows)]
+        return self.conn.execute(sql, [present, weights, K1 + 1, K1, B, B, avgdl, *extra, k]).fetchall()
 
     # -------------------------------------------------------------- vector search
     def _vector_matrix(self) -> tuple[np.ndarray, np.ndarray]:
