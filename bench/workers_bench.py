@@ -90,6 +90,7 @@ def cmd_load(a: argparse.Namespace) -> int:
     loads: list[str] = []
     with tempfile.TemporaryDirectory(prefix="rag-workers-") as tmp, pg_server() as server:
         settings = {"sqlite": str(Path(tmp) / "index.db"), "postgres": server.create_database("bench")}
+        postmaster = int((server.root / "data" / "postmaster.pid").read_text().split()[0])
         for s in settings.values():
             index(s)
         pairs = [(store, w) for store in ("sqlite", "postgres") for w in a.workers]
@@ -99,12 +100,14 @@ def cmd_load(a: argparse.Namespace) -> int:
             for store, workers in order:
                 proc, url = start(settings[store], workers, Path(tmp) / "serve.log")
                 try:
-                    out = asyncio.run(run_load(url, clients=a.clients, seconds=a.seconds, warmup=a.warmup, pid=proc.pid))
+                    roots = [proc.pid] + ([postmaster] if store == "postgres" else [])
+                    out = asyncio.run(run_load(url, clients=a.clients, seconds=a.seconds, warmup=a.warmup, pid=proc.pid,
+                                               cpu_roots=roots))
                 finally:
                     stop(proc)
                 results.setdefault((store, workers), []).append(out)
                 print(f"round {r + 1} {store} x{workers}: {out['throughput_rps']:.1f} req/s p95 {out['p95_ms']:.1f} ms "
-                      f"errors {sum(out['errors'].values())}", flush=True)
+                      f"errors {sum(out['errors'].values())} cpu/req {out['server_cpu_ms_per_request']:.2f} ms", flush=True)
     lines = ["## Several workers: /v1/ask throughput", "",
              f"`python bench/workers_bench.py load --clients {a.clients} --seconds {a.seconds:g} --rounds {a.rounds} "
              f"--out bench/RESULTS.md`", "",
@@ -113,9 +116,10 @@ def cmd_load(a: argparse.Namespace) -> int:
              f"{a.seconds:g} s after a {a.warmup:g} s warm-up; {a.rounds} rounds, the (store, workers) pairs in alternating "
              f"order; each cell is the median round (min-max of throughput in brackets). Machine: {os.cpu_count()} cores, "
              f"shared with other work: 1-minute load average before each round {', '.join(loads)}. The clients run on the "
-             f"same 2 cores. PostgreSQL 15 on a Unix socket (fsync off, as a throwaway server).", "",
-             "| store | workers | req/s (min-max) | x 1 worker | p50 ms | p95 ms | p99 ms | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             f"same 2 cores. Server CPU per request counts the supervisor, its workers and (PostgreSQL) the database "
+             f"server's processes. PostgreSQL 15 on a Unix socket (fsync off, as a throwaway server).", "",
+             "| store | workers | req/s (min-max) | x 1 worker | p50 ms | p95 ms | p99 ms | errors | server CPU ms per request |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for store in ("sqlite", "postgres"):
         base = statistics.median(r["throughput_rps"] for r in results[(store, a.workers[0])])
         for w in a.workers:
@@ -125,7 +129,7 @@ def cmd_load(a: argparse.Namespace) -> int:
             errors = sum(sum(r["errors"].values()) for r in runs)
             lines.append(f"| {store} | {w} | {med['throughput_rps']:.1f} ({min(rps):.0f}-{max(rps):.0f}) | "
                          f"{med['throughput_rps'] / base:.2f}x | {med['p50_ms']:.1f} | {med['p95_ms']:.1f} | "
-                         f"{med['p99_ms']:.1f} | {errors} |")
+                         f"{med['p99_ms']:.1f} | {errors} | {med['server_cpu_ms_per_request']:.2f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:

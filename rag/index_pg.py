@@ -14,7 +14,6 @@ parameter, so no user string is interpreted as query syntax. Vectors are stored 
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 import unicodedata
@@ -137,7 +136,7 @@ def _m2_service_state(conn: Any) -> None:
             summary text NOT NULL, usage text NOT NULL, PRIMARY KEY (job_id, doc_id))""")
     conn.execute("CREATE TABLE rag_cache (key text PRIMARY KEY, value text NOT NULL, created_at text NOT NULL)")
     conn.execute("CREATE TABLE rag_rate_buckets (name text PRIMARY KEY, tokens double precision NOT NULL, "
-                 "updated double precision NOT NULL)")
+                 "updated double precision NOT NULL, granted boolean NOT NULL DEFAULT true)")
     conn.execute("CREATE TABLE rag_worker_metrics (worker text PRIMARY KEY, snapshot text NOT NULL, "
                  "updated_at double precision NOT NULL)")
 
@@ -150,12 +149,6 @@ _CHUNK_COLS = 'c.id, c.doc_id, c.ordinal, c.start, c."end", c.n_tokens, substr(d
 
 def _row_chunk(row: tuple) -> Chunk:
     return Chunk(id=row[0], doc_id=row[1], ordinal=row[2], start=row[3], end=row[4], n_tokens=row[5], text=row[6])
-
-
-def idf(n_chunks: int, df: int) -> float:
-    """FTS5's BM25 idf: log((N - n + 0.5) / (n + 0.5)), and 1e-6 where that is not positive."""
-    value = math.log((n_chunks - df + 0.5) / (df + 0.5)) if n_chunks else 0.0
-    return value if value > 0 else 1e-6
 
 
 class PostgresIndex:
@@ -327,45 +320,32 @@ class PostgresIndex:
         if not wanted:
             return []
         try:
-            with self._snapshot():  # the statistics and the postings of one committed state
-                rows = self._search(wanted, k, source_glob, date_from, date_to)
+            rows = self._search(wanted, k, source_glob, date_from, date_to)
         except pg._psycopg().Error as err:
             raise pg.store_error(err, self.url, "read") from err
         return [Hit(chunk=_row_chunk(r[:7]), score=round(float(r[7]), 4), rank=i + 1, source=r[8], title=r[9], date=r[10],
                     url=r[11]) for i, r in enumerate(rows)]
 
-    @contextmanager
-    def _snapshot(self) -> Iterator[None]:
-        """A read-only REPEATABLE READ transaction (inside a write transaction: that one's own view)."""
-        if self._in_tx:
-            yield
-            return
-        with self.conn.transaction():
-            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield
-
     def _search(self, wanted: list[str], k: int, source_glob: str | None, date_from: str | None,
                 date_to: str | None) -> list[tuple]:
-        stats = dict(self.conn.execute("SELECT key, value FROM rag_meta WHERE key IN ('chunks', 'terms_total')").fetchall())
-        n_chunks, total = int(stats.get("chunks", 0)), int(stats.get("terms_total", 0))
-        if not n_chunks:
-            return []
-        df = dict(self.conn.execute("SELECT term, df FROM rag_terms WHERE term = ANY(%s)", (wanted,)).fetchall())
-        present = [t for t in wanted if df.get(t)]
-        if not present:
-            return []
-        weights = [idf(n_chunks, df[t]) for t in present]
-        avgdl = total / n_chunks
+        """One statement (so one snapshot, one round trip): the corpus statistics, each term's BM25 idf as FTS5
+        computes it (log((N - n + 0.5) / (n + 0.5)), 1e-6 where not positive), then the k best chunks."""
         filters, extra = _filters(source_glob, date_from, date_to)
         join = (" JOIN rag_chunks c ON c.rowid = p.chunk JOIN rag_documents d ON d.id = c.doc_id WHERE true" + filters
                 if filters else "")
         sql = (
-            "WITH q AS (SELECT * FROM unnest(%s::text[], %s::float8[]) AS q(term, idf)), "
-            "top AS (SELECT p.chunk, sum(q.idf * (p.tf * %s) / (p.tf + %s * (1 - %s + %s * p.length / %s))) AS score "
-            f"FROM q JOIN rag_postings p ON p.term = q.term{join} GROUP BY p.chunk ORDER BY score DESC, p.chunk LIMIT %s) "
+            "WITH s AS (SELECT max(CASE WHEN key = 'chunks' THEN value::float8 END) AS n, "
+            "max(CASE WHEN key = 'terms_total' THEN value::float8 END) AS total FROM rag_meta "
+            "WHERE key IN ('chunks', 'terms_total')), "
+            "q AS (SELECT t.term, CASE WHEN ln((s.n - t.df + 0.5) / (t.df + 0.5)) > 0 "
+            "THEN ln((s.n - t.df + 0.5) / (t.df + 0.5)) ELSE 1e-6 END AS idf "
+            "FROM rag_terms t, s WHERE t.term = ANY(%s) AND t.df > 0 AND s.n > 0), "
+            "top AS (SELECT p.chunk, sum(q.idf * (p.tf * %s) / (p.tf + %s * (1 - %s + %s * p.length / (s.total / s.n)))) AS score "
+            f"FROM q JOIN rag_postings p ON p.term = q.term CROSS JOIN s{join} "
+            "GROUP BY p.chunk ORDER BY score DESC, p.chunk LIMIT %s) "
             f"SELECT {_CHUNK_COLS}, top.score, d.source, d.title, d.date, d.url FROM top "
             "JOIN rag_chunks c ON c.rowid = top.chunk JOIN rag_documents d ON d.id = c.doc_id ORDER BY top.score DESC, top.chunk")
-        return self.conn.execute(sql, [present, weights, K1 + 1, K1, B, B, avgdl, *extra, k]).fetchall()
+        return self.conn.execute(sql, [wanted, K1 + 1, K1, B, B, *extra, k]).fetchall()
 
     # -------------------------------------------------------------- vector search
     def _vector_matrix(self) -> tuple[np.ndarray, np.ndarray]:

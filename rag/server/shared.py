@@ -76,6 +76,13 @@ def _bucket_step(tokens: float | None, updated: float | None, *, per_minute: int
     return bucket, wait, have
 
 
+def _granted(granted: bool, tokens: float, per_minute: int) -> tuple[float, float]:
+    """(wait, tokens before spending) from what the bucket upsert returned."""
+    if granted:
+        return 0.0, tokens + 1.0
+    return (1.0 - tokens) / (per_minute / 60.0), tokens
+
+
 class SQLiteSharedState:
     """Buckets, metric snapshots and job leases in one SQLite file shared by the workers of one machine."""
 
@@ -86,7 +93,8 @@ class SQLiteSharedState:
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
-            for sql in ("CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)",
+            for sql in ("CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL, "
+                        "granted INTEGER NOT NULL DEFAULT 1)",
                         "CREATE TABLE IF NOT EXISTS worker_metrics (worker TEXT PRIMARY KEY, snapshot TEXT NOT NULL, "
                         "updated_at REAL NOT NULL)",
                         "CREATE TABLE IF NOT EXISTS job_leases (job_id TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL)"):
@@ -110,13 +118,23 @@ class SQLiteSharedState:
                 raise IndexStoreError(f"the workers' shared state {self.path} failed: {err}") from err
 
     def take(self, name: str, *, per_minute: int, now: float, spend: bool) -> tuple[float, float]:
-        def step(db: sqlite3.Connection) -> tuple[float, float]:
-            row = db.execute("SELECT tokens, updated FROM buckets WHERE name = ?", (name,)).fetchone()
-            bucket, wait, have = _bucket_step(*(row or (None, None)), per_minute=per_minute, now=now, spend=spend)
-            if spend:
-                db.execute("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)", (name, bucket.tokens, bucket.updated))
-            return wait, have
-        return self._write(step)
+        if not spend:
+            with self._lock:
+                row = self.db.execute("SELECT tokens, updated FROM buckets WHERE name = ?", (name,)).fetchone()
+            return _bucket_step(*(row or (None, None)), per_minute=per_minute, now=now, spend=False)[1:]
+        # One statement (atomic on its own): refill, spend a token if there is one, and say whether it did.
+        have = "min(:cap, tokens + max(0, :now - updated) * :rate)"
+        sql = (f"INSERT INTO buckets (name, tokens, updated, granted) VALUES (:name, :cap - 1, :now, 1) "
+               f"ON CONFLICT (name) DO UPDATE SET granted = {have} >= 1, "
+               f"tokens = {have} - CASE WHEN {have} >= 1 THEN 1 ELSE 0 END, updated = max(updated, :now) "
+               "RETURNING granted, tokens")
+        params = {"name": name, "cap": float(per_minute), "now": now, "rate": per_minute / 60.0}
+        with self._lock:
+            try:
+                granted, tokens = self.db.execute(sql, params).fetchone()
+            except sqlite3.Error as err:
+                raise IndexStoreError(f"the workers' shared state {self.path} failed: {err}") from err
+        return _granted(bool(granted), tokens, per_minute)
 
     def publish(self, worker: str, snapshot: dict[str, Any]) -> None:
         self._write(lambda db: db.execute("INSERT OR REPLACE INTO worker_metrics VALUES (?, ?, ?)",
@@ -209,19 +227,19 @@ class PostgresSharedState:
                 raise self._pg.store_error(err, self.url, action) from err
 
     def take(self, name: str, *, per_minute: int, now: float, spend: bool) -> tuple[float, float]:
-        def step(conn: Any) -> tuple[float, float]:
-            with conn.transaction():
-                if spend:
-                    conn.execute("INSERT INTO rag_rate_buckets VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING",
-                                 (name, float(per_minute), now))
-                row = conn.execute("SELECT tokens, updated FROM rag_rate_buckets WHERE name = %s"
-                                   + (" FOR UPDATE" if spend else ""), (name,)).fetchone()
-                bucket, wait, have = _bucket_step(*(row or (None, None)), per_minute=per_minute, now=now, spend=spend)
-                if spend:
-                    conn.execute("UPDATE rag_rate_buckets SET tokens = %s, updated = %s WHERE name = %s",
-                                 (bucket.tokens, bucket.updated, name))
-                return wait, have
-        return self._run(step, "write")
+        if not spend:
+            row = self._run(lambda c: c.execute("SELECT tokens, updated FROM rag_rate_buckets WHERE name = %s",
+                                                (name,)).fetchone(), "read")
+            return _bucket_step(*(row or (None, None)), per_minute=per_minute, now=now, spend=False)[1:]
+        # One statement, one round trip: the row lock of the upsert makes concurrent workers take turns.
+        have = "least(%(cap)s, b.tokens + greatest(0, %(now)s - b.updated) * %(rate)s)"
+        sql = (f"INSERT INTO rag_rate_buckets AS b (name, tokens, updated, granted) VALUES (%(name)s, %(cap)s - 1, %(now)s, true) "
+               f"ON CONFLICT (name) DO UPDATE SET granted = {have} >= 1, "
+               f"tokens = {have} - CASE WHEN {have} >= 1 THEN 1 ELSE 0 END, updated = greatest(b.updated, %(now)s) "
+               "RETURNING granted, tokens")
+        params = {"name": name, "cap": float(per_minute), "now": now, "rate": per_minute / 60.0}
+        granted, tokens = self._run(lambda c: c.execute(sql, params).fetchone(), "write")
+        return _granted(bool(granted), tokens, per_minute)
 
     def publish(self, worker: str, snapshot: dict[str, Any]) -> None:
         self._run(lambda conn: conn.execute(
