@@ -116,8 +116,33 @@ class HTTPConnection:
             self.writer = None
 
 
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """CPU time of ``roots`` and all their descendants (workers of a supervisor, backends of a database server)."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parent[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    wanted, total = set(roots), 0.0
+    for pid in sorted(parent):
+        chain, p = [], pid
+        while p in parent and p not in wanted and p > 1:
+            chain.append(p)
+            p = parent[p]
+        if p in wanted:
+            wanted.update(chain)
+    for pid in wanted:
+        try:
+            total += cpu_seconds(pid)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 async def run_load(url: str, *, clients: int, seconds: float, warmup: float, pid: int,
-                   path: str = "/v1/ask") -> dict[str, object]:
+                   path: str = "/v1/ask", cpu_roots: list[int] | None = None) -> dict[str, object]:
     latencies: list[float] = []
     errors: dict[str, int] = {}
     refusals = 0
@@ -128,9 +153,9 @@ async def run_load(url: str, *, clients: int, seconds: float, warmup: float, pid
 
     async def sample_cpu() -> None:
         await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
-        cpu.append(cpu_seconds(pid))
+        cpu.append(tree_cpu_seconds(cpu_roots) if cpu_roots else cpu_seconds(pid))
         await asyncio.sleep(max(0.0, stop - time.perf_counter()))
-        cpu.append(cpu_seconds(pid))
+        cpu.append(tree_cpu_seconds(cpu_roots) if cpu_roots else cpu_seconds(pid))
 
     host, port = url.removeprefix("http://").rsplit(":", 1)
     requests = [_request(host, path, {"question": q} if path == "/v1/ask" else None) for q in QUESTIONS]
@@ -203,10 +228,10 @@ def section(r: dict[str, object], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
+def write_section(path: Path, text: str, section: str = SECTION) -> None:
     """Replace our section in ``path`` (or append it), keeping every other section as it is."""
     old = path.read_text(encoding="utf-8") if path.exists() else ""
-    pattern = re.compile(rf"^{re.escape(SECTION)}\s*$.*?(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(rf"^{re.escape(section)}\s*$.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(old):
         new = pattern.sub(lambda _: text + "\n", old, count=1).rstrip() + "\n"
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from array import array
 from collections import Counter
 from collections.abc import Iterable
@@ -72,6 +73,8 @@ VOCABULARY = _Vocabulary()
 def term_of(word: str) -> str | None:
     """The index term of one lower-case word, or None when it is not searchable (one letter, or an underscore run)."""
     w = word.strip("_")
+    if not w.isascii():  # "façade" is found by "facade" and the other way round (FTS5's remove_diacritics)
+        w = "".join(ch for ch in unicodedata.normalize("NFKD", w) if not unicodedata.combining(ch))
     if not w or (len(w) < 2 and not w.isdigit()):
         return None
     return stem(w) if "_" not in w else w

@@ -98,8 +98,9 @@ def _progress(total: int | None, desc: str, unit: str):
 # ------------------------------------------------------------------ index / search / stats
 def cmd_index(args: argparse.Namespace) -> int:
     from .chunk import Chunker
-    from .index import SQLiteIndex, index_paths
+    from .index import index_paths
     from .ingest import Document
+    from .stores import open_index
 
     settings = _settings(args)
     chunker = Chunker(max_tokens=settings.chunk.max_tokens, overlap=settings.chunk.overlap, encoding=settings.encoding)
@@ -107,7 +108,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     for path in paths:  # before creating an index file, so a typo leaves nothing behind
         if not path.exists():
             raise RagError(f"no such file or directory: {path}")
-    store = SQLiteIndex(settings.index, create=True)
+    store = open_index(settings.index, create=True)
     with _progress(None, "indexing", "doc") as bar:
         def progress(event: object, chunks: int) -> None:
             if isinstance(event, Document):
@@ -117,7 +118,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         report = index_paths(paths, store, chunker, prune=args.prune, progress=progress,
                              workers=settings.index_workers or None)
     summary = {
-        "index": str(settings.index), "indexed": report.indexed, "replaced": report.replaced,
+        "index": str(store.path), "indexed": report.indexed, "replaced": report.replaced,
         "unchanged": report.unchanged, "pruned": report.pruned, "chunks_written": report.chunks,
         "skipped": [{"source": s.source, "reason": s.reason} for s in report.skipped],
         "warnings": [{"source": w.source, "message": w.message} for w in report.warnings],
@@ -132,17 +133,17 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(
             f"Indexed {report.indexed} new, {report.replaced} changed, {report.unchanged} unchanged, "
             f"{report.pruned} pruned, {len(report.skipped)} skipped, {len(report.warnings)} warning(s); "
-            f"{report.chunks} chunks written to {settings.index}"
+            f"{report.chunks} chunks written to {store.path}"
         )
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .index import SQLiteIndex
     from .retrieve import retrieve
+    from .stores import open_index
 
     settings = _settings(args)
-    hits = retrieve(SQLiteIndex(settings.index, readonly=True), clean_input(args.query),
+    hits = retrieve(open_index(settings.index, readonly=True), clean_input(args.query),
                     k=settings.k if args.k is None else args.k, source_glob=args.source, date_from=args.since, date_to=args.until)
     if args.json:
         _print_json([h.model_dump(mode="json") for h in hits])
@@ -156,10 +157,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from .index import SQLiteIndex
+    from .stores import open_index
 
     settings = _settings(args)
-    stats = SQLiteIndex(settings.index, readonly=True).stats()
+    stats = open_index(settings.index, readonly=True).stats()
     stats |= {"encoding": settings.encoding, "chunk_max_tokens": settings.chunk.max_tokens, "chunk_overlap": settings.chunk.overlap}
     if args.json:
         _print_json(stats)
@@ -174,12 +175,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def _generation(args: argparse.Namespace, *, create_index: bool = False, readonly: bool = True):
     """Settings, index and backend for commands that generate (read-only unless they must write)."""
     from .backends import get_backend
-    from .index import SQLiteIndex
+    from .stores import open_index
 
     llm = {"max_output_tokens": args.max_tokens} if getattr(args, "max_tokens", None) else None
     settings = _settings(args, backend=args.backend, model=args.model, llm=llm,
                          cache="off" if getattr(args, "no_cache", False) else None)
-    store = SQLiteIndex(settings.index, create=create_index, readonly=readonly and not create_index)
+    store = open_index(settings.index, create=create_index, readonly=readonly and not create_index)
     return settings, store, get_backend(settings)
 
 
@@ -233,11 +234,11 @@ def _chat_command(line: str, conversation: Any, save: Callable[[], None], *, as_
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from .answer import Conversation, chat_turn
-    from .sessions import SQLiteSessions
+    from .stores import sessions_for
     from .types import Answer
 
     settings, store, backend = _generation(args, readonly=not args.session)
-    sessions = SQLiteSessions(store)
+    sessions = sessions_for(store)
     conversation = Conversation(turns=sessions.load(args.session) if args.session else [])
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     options = {"store": store, "backend": backend, "settings": settings, "k": args.k, "source_glob": args.source,
@@ -379,18 +380,44 @@ def cmd_brief(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ migrate / schema / config
 def cmd_migrate(args: argparse.Namespace) -> int:
     from .index import SCHEMA_VERSION, SQLiteIndex
+    from .stores import open_index
 
     settings = _settings(args)
-    if not Path(settings.index).exists():
-        raise RagError(f"no index at {settings.index}", hint="create it with `rag index PATHS`, or pass --index")
-    before = SQLiteIndex.peek_version(settings.index)
-    SQLiteIndex(settings.index, create=True).close()
-    result = {"index": str(settings.index), "schema_version_before": before, "schema_version": SCHEMA_VERSION}
+    if settings.index_is_database:
+        from .index_pg import SCHEMA_VERSION as PG_VERSION, PostgresIndex
+
+        before, version = PostgresIndex.peek_version(str(settings.index)), PG_VERSION
+        store = open_index(settings.index, create=True)
+        label = str(store.path)
+        store.close()
+    else:
+        if not Path(settings.index).exists():
+            raise RagError(f"no index at {settings.index}", hint="create it with `rag index PATHS`, or pass --index")
+        before, version, label = SQLiteIndex.peek_version(settings.index), SCHEMA_VERSION, str(settings.index)
+        SQLiteIndex(settings.index, create=True).close()
+    result = {"index": label, "schema_version_before": before, "schema_version": version}
     if args.json:
         _print_json(result)
     else:
-        print(f"{settings.index}: schema version {before} -> {SCHEMA_VERSION}" if before != SCHEMA_VERSION
-              else f"{settings.index}: already at schema version {SCHEMA_VERSION}")
+        print(f"{label}: schema version {before} -> {version}" if before != version
+              else f"{label}: already at schema version {version}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import check_index
+
+    report = check_index(_settings(args))
+    if args.json:
+        _print_json(report.model_dump(mode="json"))
+    else:
+        for check in report.checks:
+            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+    if not report.ok:
+        failed = next(c for c in report.checks if not c.ok)
+        if not args.json:
+            print(f"rag: error: {failed.name}: {failed.detail}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -441,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="rag", description="Grounded Q&A, strategy summaries and briefings over your documents.", epilog=EPILOG,
     )
-    parser.add_argument("--index", type=Path, help="index file (default .rag/index.db, RAG_HOME/index.db when RAG_HOME is set, or RAG_INDEX)")
+    parser.add_argument("--index", type=str, help="index file or postgresql:// URL (default .rag/index.db, RAG_HOME/index.db when RAG_HOME is set, or RAG_INDEX)")
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"rag {__version__}")
@@ -449,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help: str, description: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=description or help, epilog=EPILOG)
-        p.add_argument("--index", type=Path, default=argparse.SUPPRESS, help="index file (default .rag/index.db, RAG_HOME/index.db when RAG_HOME is set, or RAG_INDEX)")
+        p.add_argument("--index", type=str, default=argparse.SUPPRESS, help="index file or postgresql:// URL (default .rag/index.db, RAG_HOME/index.db when RAG_HOME is set, or RAG_INDEX)")
         p.add_argument("--json", action="store_true", help="machine-readable JSON output")
         p.set_defaults(fn=fn)
         return p
@@ -512,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     generation_options(p)
 
     add("migrate", cmd_migrate, "upgrade an existing index to this version's schema (the only other command that writes it is `rag index`)")
+    add("doctor", cmd_doctor, "check that the index opens: connection, schema version, write access, contents; one line per check")
 
     p = add("schema", cmd_schema, "print the JSON Schema of an output type (Answer, StrategySummary, Briefing, ...); no name lists them")
     p.add_argument("name", nargs="?", default=None)
@@ -547,6 +575,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # writing an output file: a full disk, a read-only directory, a missing folder
         where = f" {err.filename}" if err.filename else ""
         print(f"rag: error: cannot write{where}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        psycopg = sys.modules.get("psycopg")
+        if psycopg is None or not isinstance(err, psycopg.Error):
+            raise
+        # A database error that no store call translated (a bug in that call, or a server that went away).
+        print(f"rag: error: the index database failed: {terminal_safe(str(err).splitlines()[0] if str(err) else type(err).__name__)}",
+              file=sys.stderr)
         return 1
 
 

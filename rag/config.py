@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -43,6 +43,10 @@ class ServerSettings(BaseModel):
                                                "its own address and localhost; '*' for any (behind a proxy that checks it).")
     allowed_origins: str = Field("", description="Comma-separated origins (scheme://host:port) allowed to change state "
                                                  "besides the server's own page.")
+    job_lease_seconds: float = Field(30.0, ge=1, le=3600, description="A briefing job's lease: a worker that has not renewed "
+                                     "it for this long (killed, hung, cut off) leaves the job to another worker.")
+    metrics_interval: float = Field(1.0, gt=0, le=60, description="Seconds between a worker's metric snapshots, when "
+                                    "several workers share them (/metrics adds up every worker's last snapshot).")
     model_aliases: str = Field("", description="Comma-separated model names the OpenAI-compatible endpoint also accepts "
                                                "for its one model `rag` (for clients that insist on a name, e.g. gpt-4o); "
                                                "any other name gets 404 model_not_found.")
@@ -54,8 +58,9 @@ class Settings(BaseSettings):
     home: Path | None = Field(None, description="One directory for all state: the default index is HOME/index.db, "
                                                 "with the response cache and briefing jobs beside it. Default: none "
                                                 "(state in ./.rag/, per project).")
-    index: Path = Field(Path(".rag/index.db"), description="Index file (SQLite); default .rag/index.db, or "
-                                                           "RAG_HOME/index.db when RAG_HOME is set. Also --index.")
+    index: Path | str = Field(Path(".rag/index.db"), description="Index: an SQLite file (default .rag/index.db, or "
+                              "RAG_HOME/index.db when RAG_HOME is set) or a PostgreSQL database shared by several workers "
+                              "and machines (postgresql://USER@HOST/DB). Also --index.")
     encoding: str = Field("cl100k_base", description="tiktoken encoding used for chunking and budgets.")
     backend: Literal["offline", "openai"] | None = Field(
         None, description="Generation backend; default: openai when OPENAI_API_KEY is set, else offline."
@@ -79,6 +84,16 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
 
+    @field_validator("index", mode="before")
+    @classmethod
+    def _index_kind(cls, value: object) -> object:
+        # A URL must stay a string: as a Path, "postgresql://h/db" would lose a slash.
+        from .pg import is_database_url
+
+        if is_database_url(value):
+            return str(value).strip()
+        return Path(value) if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _pick_backend(self) -> "Settings":
         if self.backend is None:
@@ -90,8 +105,24 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def index_is_database(self) -> bool:
+        """True when the index (and with it sessions, jobs, the cache, limits, metrics) is in PostgreSQL."""
+        return isinstance(self.index, str)
+
+    @property
+    def index_file(self) -> Path:
+        """The SQLite index file; an error for a database index (state beside it lives in the database)."""
+        if isinstance(self.index, str):
+            raise ConfigError("this needs an index file, and the index is a database", hint="pass --index PATH")
+        return self.index
+
+    @property
     def resolved_cache_path(self) -> Path:
-        return self.cache_path or self.index.with_name("cache.db")
+        if self.cache_path is not None:
+            return self.cache_path
+        if isinstance(self.index, str):  # a database index keeps its cache in the database; this file only for
+            return (self.home or Path(".rag")) / "cache.db"  # commands that need one anyway (rag eval's own indexes)
+        return self.index.with_name("cache.db")
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -117,6 +148,7 @@ def describe_settings(settings: Settings) -> list[tuple[str, str, object, str]]:
         env = {"api_key": "OPENAI_API_KEY", "base_url": "OPENAI_BASE_URL"}.get(name, f"RAG_{name.upper()}")
         shown = "(set)" if isinstance(value, SecretStr) else value
         if name == "cache_path" and value is None:
-            shown = settings.resolved_cache_path  # where the cache really is (beside the index)
+            # where the cache really is (beside the index)
+            shown = "table rag_cache in the index database" if settings.index_is_database else settings.resolved_cache_path
         rows.append((name, env, shown, field.description or ""))
     return rows

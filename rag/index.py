@@ -140,9 +140,14 @@ def _m7_file_signatures(db: sqlite3.Connection) -> None:
         _run_script(db, "ALTER TABLE documents ADD COLUMN file_signature TEXT")
 
 
+def _m8_folded_terms(db: sqlite3.Connection) -> None:
+    """Index terms lose their diacritics ("façade" -> "facade"): postings rebuilt from the stored chunks."""
+    rebuild_postings(db)
+
+
 # Chunk text is derived from documents.text by span, so it is stored once.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_base, _m2_sessions_jobs, _m3_owners, _m4_pages, _m5_vectors,
-                                                          _m6_bm25_postings, _m7_file_signatures]
+                                                          _m6_bm25_postings, _m7_file_signatures, _m8_folded_terms]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _CHUNK_COLS = "c.id, c.doc_id, c.ordinal, c.start, c.\"end\", c.n_tokens, substr(d.text, c.start + 1, c.\"end\" - c.start)"

@@ -22,6 +22,15 @@ if [ ! -d /usr/share/doc/python3.11/html/_sources ] && [ "$(id -u)" = 0 ] && com
     || echo "could not install python3.11-doc: the Python docs retrieval suite will be skipped"
 fi
 
+# The PostgreSQL store tests start a throwaway server of their own (initdb/pg_ctl, Unix socket only). Install the
+# server where we can (CI runs as root); CI=true makes a missing server a failure rather than a skip.
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null 2>&1 \
+    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing postgresql for the PostgreSQL store tests ..."
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+    || echo "could not install postgresql: the PostgreSQL tests will be skipped (or fail under CI=true)"
+fi
+
 set +e
 # The offline eval suite, with its thresholds: a regression fails the run.
 mkdir -p out

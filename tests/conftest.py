@@ -40,3 +40,30 @@ def seeded_index(index_path: Path) -> Path:
     result = run_cli("index", str(SEEDS))
     assert result.returncode == 0, result.stderr
     return index_path
+
+
+# ------------------------------------------------------------------ PostgreSQL: one throwaway server per test session
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A real PostgreSQL server in a temporary directory (Unix socket only), started once for the session.
+
+    Where PostgreSQL is not installed the tests that need it are skipped, except in CI (CI=true), where
+    scripts/test.sh installs it and a missing server is a failure."""
+    from pgserver import pg_bin, pg_server
+
+    if pg_bin() is None:
+        message = "PostgreSQL is not installed (scripts/test.sh installs the Debian package postgresql as root)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with pg_server() as server:
+        yield server
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """A new, empty database on the session's server."""
+    return pg_cluster.create_database(f"t{os.getpid()}_{next(_databases)}")

@@ -18,7 +18,7 @@ from conftest import ROOT
 
 
 @contextmanager
-def serve_process(index: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+def serve_process(index: Path | str, *args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
     """`rag serve --port 0 --json` in a subprocess; yields the process and its URL (from its first stdout line)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
     full_env |= {"RAG_INDEX": str(index), "PYTHONUNBUFFERED": "1"} | (env or {})

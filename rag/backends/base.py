@@ -88,7 +88,8 @@ def get_backend(settings: "Settings", *, use_cache: bool = True) -> Backend:
     module, cls = REGISTRY[name].split(":")
     backend: Backend = getattr(importlib.import_module(module), cls)(settings)
     if use_cache and settings.cache != "off" and name != "offline":
-        from ..cache import CachedBackend, SQLiteCache
+        from ..cache import CachedBackend
+        from ..stores import open_cache
 
-        backend = CachedBackend(backend, SQLiteCache(settings.resolved_cache_path), mode=settings.cache)
+        backend = CachedBackend(backend, open_cache(settings), mode=settings.cache)
     return backend

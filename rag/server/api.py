@@ -18,7 +18,7 @@ from ..chunk import Chunker
 from ..index import delete_documents, document_key, index_documents
 from ..render import briefing_markdown
 from ..retrieve import retrieve
-from ..sessions import SQLiteSessions
+from ..stores import sessions_for
 from ..types import Answer, Briefing
 from .errors import ApiError, validation_error
 from .jobs import BriefingJobs, job_view
@@ -91,7 +91,7 @@ def chat_items(services: Services, body: ChatBody, principal: Principal) -> Iter
         raise ApiError(409, "session_busy", f"session {body.session_id!r} is answering another question; try again")
     try:
         with services.pool.use() as store:
-            sessions = SQLiteSessions(store)
+            sessions = sessions_for(store)
             conversation = Conversation(turns=sessions.load(key) if key else [])
             for item in chat_turn(conversation, body.question, store=store, backend=services.backend,
                                   settings=services.settings, k=body.k, source_glob=body.source):

@@ -25,9 +25,11 @@ from .. import __version__
 from . import api, docs, errors, openai_compat
 from .errors import ApiError
 from .guard import GuardMiddleware
-from .jobs import BriefingJobs, SQLiteJobStore
+from ..stores import count_documents as count_indexed
+from .jobs import BriefingJobs, JobStore, SQLiteJobStore
 from .middleware import ServiceMiddleware
-from .security import RateLimiter, local_names
+from .security import local_names
+from .shared import SQLiteSharedState, SharedMetrics
 from .state import Services
 
 
@@ -49,27 +51,47 @@ def _listed(raw: str) -> list[str]:
 
 
 def jobs_dir(settings: Settings) -> Path:
-    return settings.index.parent / f"{settings.index.stem}-jobs"
+    index = settings.index_file
+    return index.parent / f"{index.stem}-jobs"
 
 
-def create_app(settings: Settings | None = None, *, bound_host: str | None = None) -> FastAPI:
+def _job_store(services: Services) -> JobStore:
+    if services.settings.index_is_database:
+        from .jobs_pg import PostgresJobStore
+
+        return PostgresJobStore(services.pool)
+    leases = services.shared if isinstance(services.shared, SQLiteSharedState) else None
+    return SQLiteJobStore(services.pool, root=jobs_dir(services.settings), leases=leases)
+
+
+def create_app(settings: Settings | None = None, *, bound_host: str | None = None, workers: int = 1) -> FastAPI:
     """The service over the existing index ``settings.index`` with the configured backend.
 
     ``bound_host`` is the address ``rag serve`` listens on: the Host names the server answers to
-    follow from it (plus localhost and ``server.allowed_hosts``)."""
+    follow from it (plus localhost and ``server.allowed_hosts``). ``workers`` > 1: this is one of
+    several processes serving the same index, so limits, metrics and job leases are shared."""
     settings = settings or load_settings()
-    services = Services.open(settings)
-    services.jobs = BriefingJobs(store=SQLiteJobStore(services.pool), pool=services.pool, root=jobs_dir(settings),
-                                 runner=Runner(settings=settings, backend=services.backend), metrics=services.metrics)
+    services = Services.open(settings, workers=workers)
+    try:
+        services.jobs = BriefingJobs(store=_job_store(services), pool=services.pool,
+                                     runner=Runner(settings=settings, backend=services.backend), metrics=services.metrics,
+                                     worker=services.worker, lease=settings.server.job_lease_seconds)
+    except BaseException:
+        services.close()
+        raise
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert isinstance(services.jobs, BriefingJobs)
         services.jobs.start()
+        if isinstance(services.metrics, SharedMetrics):
+            services.metrics.start()
         try:
             yield
         finally:
             services.jobs.stop()
+            if isinstance(services.metrics, SharedMetrics):
+                services.metrics.stop()
             services.close()
 
     app = FastAPI(
@@ -82,7 +104,7 @@ def create_app(settings: Settings | None = None, *, bound_host: str | None = Non
     # Added last = runs first: the guard answers before the body is read or a route is chosen.
     app.add_middleware(ServiceMiddleware, max_body_bytes=settings.server.max_body_bytes, metrics=services.metrics)
     app.add_middleware(GuardMiddleware, auth=services.auth, limiter=services.limiter,
-                       failures=RateLimiter(settings.server.auth_failures_per_minute), host_names=local_names(bound_host),
+                       failures=services.failures, host_names=local_names(bound_host),
                        allowed_hosts=_listed(settings.server.allowed_hosts),
                        allowed_origins=_listed(settings.server.allowed_origins), metrics=services.metrics)
 
@@ -95,10 +117,11 @@ def create_app(settings: Settings | None = None, *, bound_host: str | None = Non
         return {"status": "ok"}
 
     def count_documents() -> int:
-        if not settings.index.is_file():  # deleted or replaced under us: open connections would serve a ghost
+        if not settings.index_is_database and not settings.index_file.is_file():
+            # deleted or replaced under us: open connections would serve a ghost
             raise IndexStoreError(f"the index {settings.index} is no longer there")
         with services.pool.use() as store:
-            return int(store.db.execute("SELECT count(*) FROM documents").fetchone()[0])
+            return count_indexed(store)
 
     @app.get("/readyz", tags=["health"], summary="Readiness: index open and backend configured")
     async def readyz() -> JSONResponse:

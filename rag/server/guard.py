@@ -8,13 +8,17 @@ then the per-caller rate limit, then the Origin rule for anything that changes s
 
 from __future__ import annotations
 
+import logging
 import time
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import ApiError
+from ..errors import RagError
+from .errors import ApiError, from_rag_error
 from .metrics import Metrics
 from .security import Auth, Principal, RateLimiter, host_allowed, mutation_refusal
+
+log = logging.getLogger("rag.server.guard")
 
 # Reachable without a key: the page and its assets, health checks and the API docs.
 PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect",
@@ -39,7 +43,11 @@ class GuardMiddleware:
             return
         started = time.perf_counter()
         try:
-            principal = self.check(scope)
+            try:
+                principal = self.check(scope)
+            except RagError as failure:  # shared limits live in the store: a store that is away is a 503, not a bug
+                log.error("guard: %s", failure)
+                raise from_rag_error(failure) from failure
         except ApiError as err:
             await err.response()(scope, receive, send)
             self.metrics.observe_request("refused", scope["method"], err.status, time.perf_counter() - started)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from typing import Any
 
 from ..types import Answer, Usage
 
@@ -65,6 +66,39 @@ class Metrics:
     def observe_job(self, status: str) -> None:
         with self._lock:
             self.jobs[status] += 1
+
+    # ---------------------------------------------------------- across workers
+    def snapshot(self) -> dict[str, Any]:
+        """Every counter as plain JSON: what a worker publishes for the others to add up."""
+        with self._lock:
+            return {
+                "requests": [[r, m, s, n] for (r, m, s), n in self.requests.items()],
+                "latency": {r: list(c) for r, c in self.latency.items()},
+                "latency_sum": dict(self.latency_sum), "latency_count": dict(self.latency_count),
+                "tokens": dict(self.tokens), "answers": self.answers, "refusals": self.refusals,
+                "cache_hits": self.cache_hits, "jobs": dict(self.jobs),
+            }
+
+    def absorb(self, snap: dict[str, Any]) -> None:
+        """Add another worker's snapshot to these counters."""
+        with self._lock:
+            for route, method, status, n in snap.get("requests", []):
+                self.requests[(route, method, status)] += int(n)
+            for route, counts in snap.get("latency", {}).items():
+                mine = self.latency.setdefault(route, [0] * len(BUCKETS))
+                for i, n in enumerate(counts[:len(BUCKETS)]):
+                    mine[i] += int(n)
+            for route, value in snap.get("latency_sum", {}).items():
+                self.latency_sum[route] += float(value)
+            for route, n in snap.get("latency_count", {}).items():
+                self.latency_count[route] += int(n)
+            for kind, n in snap.get("tokens", {}).items():
+                self.tokens[kind] = self.tokens.get(kind, 0) + int(n)
+            self.answers += int(snap.get("answers", 0))
+            self.refusals += int(snap.get("refusals", 0))
+            self.cache_hits += int(snap.get("cache_hits", 0))
+            for status, n in snap.get("jobs", {}).items():
+                self.jobs[status] += int(n)
 
     def render(self, *, documents: int | None = None) -> str:
         out: list[str] = []
