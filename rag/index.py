@@ -25,7 +25,7 @@ import numpy as np
 
 from . import bm25
 from .chunk import Chunker
-from .embed import DIM, MODEL as EMBED_MODEL, from_blob, get_embedder, to_blob
+from .embed import DIM, MODEL as EMBED_MODEL, from_blob, get_embedder
 from .errors import IndexStoreError
 from .ingest import Event, IngestReport, Skipped, Unchanged, Warned, iter_documents, source_prefix
 from .pipeline import Prepared, default_workers, prepare_chunks, prepared_events
@@ -230,6 +230,27 @@ def store_error(err: sqlite3.Error, path: Path, action: str) -> IndexStoreError:
     if name.startswith("SQLITE_PERM") or name.startswith("SQLITE_AUTH"):
         return IndexStoreError(f"permission denied on {where}")
     return IndexStoreError(f"cannot {action} {where}: {err}")
+
+
+def nearest_hits(ids: np.ndarray, scores: np.ndarray, k: int, filtered: bool,
+                 fetch: Callable[[list[int]], list[tuple]]) -> list[Hit]:
+    """The ``k`` best-scoring chunks as Hits, for either store: ``fetch(rowids)`` returns rows of (rowid,
+    the chunk columns, source, title, date, url) for those that pass the filters. A filtered search looks
+    at 8k candidates so that filters rarely leave it short."""
+    take = min(len(ids), k * 8 if filtered else k)
+    top = np.argpartition(-scores, take - 1)[:take] if take < len(ids) else np.arange(len(ids))
+    top = top[np.argsort(-scores[top], kind="stable")]
+    by_rowid = {r[0]: r for r in fetch([int(i) for i in ids[top]])}
+    hits: list[Hit] = []
+    for i in top:
+        r = by_rowid.get(int(ids[i]))
+        if r is None:
+            continue
+        hits.append(Hit(chunk=_row_chunk(r[1:8]), score=round(float(scores[i]), 4), rank=len(hits) + 1,
+                        source=r[8], title=r[9], date=r[10], url=r[11]))
+        if len(hits) == k:
+            break
+    return hits
 
 
 class SQLiteIndex:
@@ -554,27 +575,15 @@ class SQLiteIndex:
         ids, matrix = self._vector_matrix()
         if not len(ids):
             return []
-        scores = matrix @ vector.astype(np.float32)
-        filtered = source_glob or date_from or date_to
-        take = min(len(ids), k * 8 if filtered else k)
-        top = np.argpartition(-scores, take - 1)[:take] if take < len(ids) else np.arange(len(ids))
-        top = top[np.argsort(-scores[top], kind="stable")]
         where, params = _filters(source_glob, date_from, date_to)
-        marks = ",".join("?" * len(top))
-        rows = self.db.execute(
-            f"SELECT c.rowid, {_CHUNK_COLS}, d.source, d.title, d.date, d.url FROM chunks c JOIN documents d ON d.id = c.doc_id "
-            f"WHERE c.rowid IN ({marks}){where}", [int(i) for i in ids[top]] + params).fetchall()
-        by_rowid = {r[0]: r for r in rows}
-        hits = []
-        for i in top:
-            r = by_rowid.get(int(ids[i]))
-            if r is None:
-                continue
-            hits.append(Hit(chunk=_row_chunk(r[1:8]), score=round(float(scores[i]), 4), rank=len(hits) + 1,
-                            source=r[8], title=r[9], date=r[10], url=r[11]))
-            if len(hits) == k:
-                break
-        return hits
+
+        def fetch(rowids: list[int]) -> list[tuple]:
+            marks = ",".join("?" * len(rowids))
+            return self.db.execute(
+                f"SELECT c.rowid, {_CHUNK_COLS}, d.source, d.title, d.date, d.url FROM chunks c JOIN documents d "
+                f"ON d.id = c.doc_id WHERE c.rowid IN ({marks}){where}", rowids + params).fetchall()
+
+        return nearest_hits(ids, matrix @ vector.astype(np.float32), k, bool(where), fetch)
 
     def get_chunks(self, ids: Iterable[str]) -> list[Chunk]:
         ids = list(ids)

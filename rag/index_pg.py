@@ -26,7 +26,7 @@ import numpy as np
 from . import bm25, pg
 from .embed import DIM, from_blob
 from .errors import IndexStoreError
-from .index import _pages
+from .index import _pages, nearest_hits
 from .pipeline import Prepared, prepare_chunks
 from .types import Chunk, Document, Hit, Span
 
@@ -400,27 +400,14 @@ class PostgresIndex:
             raise pg.store_error(err, self.url, "read") from err
         if not len(ids):
             return []
-        scores = matrix @ vector.astype(np.float32)
-        filtered = source_glob or date_from or date_to
-        take = min(len(ids), k * 8 if filtered else k)
-        top = np.argpartition(-scores, take - 1)[:take] if take < len(ids) else np.arange(len(ids))
-        top = top[np.argsort(-scores[top], kind="stable")]
         where, params = _filters(source_glob, date_from, date_to)
-        rows = self._execute(
-            f"SELECT c.rowid, {_CHUNK_COLS}, d.source, d.title, d.date, d.url FROM rag_chunks c "
-            f"JOIN rag_documents d ON d.id = c.doc_id WHERE c.rowid = ANY(%s){where}",
-            [[int(i) for i in ids[top]], *params]).fetchall()
-        by_rowid = {r[0]: r for r in rows}
-        hits: list[Hit] = []
-        for i in top:
-            r = by_rowid.get(int(ids[i]))
-            if r is None:
-                continue
-            hits.append(Hit(chunk=_row_chunk(r[1:8]), score=round(float(scores[i]), 4), rank=len(hits) + 1,
-                            source=r[8], title=r[9], date=r[10], url=r[11]))
-            if len(hits) == k:
-                break
-        return hits
+
+        def fetch(rowids: list[int]) -> list[tuple]:
+            return self._execute(
+                f"SELECT c.rowid, {_CHUNK_COLS}, d.source, d.title, d.date, d.url FROM rag_chunks c "
+                f"JOIN rag_documents d ON d.id = c.doc_id WHERE c.rowid = ANY(%s){where}", [rowids, *params]).fetchall()
+
+        return nearest_hits(ids, matrix @ vector.astype(np.float32), k, bool(where), fetch)
 
     # -------------------------------------------------------------- reads
     def get_chunks(self, ids: Iterable[str]) -> list[Chunk]:
