@@ -231,8 +231,12 @@ def _union(parts: list[np.ndarray], size: int) -> np.ndarray:
     if len(parts) == 1:
         return parts[0].astype(np.int64)
     total = sum(len(p) for p in parts)
-    if total * 8 < size:
-        return np.unique(np.concatenate(parts)).astype(np.int64)
+    if total * 8 < size:  # sort and drop repeats (np.unique hashes, several times slower on these sizes)
+        merged = np.sort(np.concatenate(parts)).astype(np.int64)
+        keep = np.empty(len(merged), bool)
+        keep[0] = True
+        np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+        return merged[keep]
     seen = np.zeros(size, bool)
     for p in parts:
         seen[p] = True
