@@ -415,7 +415,8 @@ def phrase_around(text: str, start: int, end: int, *, before: int = 4, after: in
         if m:
             lo = lo + m.end()
             break
-    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    # a word's end leaves out the comma or semicolon it touches: "carried 21.4 million passengers, and ..."
+    words = [(m.start(), m.start() + len(m.group().rstrip(",;:"))) for m in re.finditer(r"\S+", text)]
     left = [w for w in words if lo <= w[0] and w[1] <= start][-before:] if before else []
     right = [w for w in words if w[0] >= end and w[1] <= hi][:after]
     spans = [(f.start, f.end) for f in figures(text, words=False)] + [(d.start, d.end) for d in dates(text)]
