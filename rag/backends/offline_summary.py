@@ -243,7 +243,7 @@ def _timeline(readings: Sequence[Reading], default_year: int | None, source: str
     """Dated events of the document, one per sentence, in date order (undated ones by position)."""
     events = []
     for r in readings:
-        if not r.events or r.quote or not (r.topic or r.pending):
+        if not r.events or r.quote or not (r.topic or r.pending or len(r.orgs) > 1):  # a joint event has no one topic
             continue
         d = _best_date(r)
         key = date_sort_key(d.text, default_year)
