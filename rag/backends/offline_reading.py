@@ -133,7 +133,9 @@ THESIS_VERBS = (r"(?:is\s+|are\s+)?(?:betting|wagering|banking|counting)\s+(?:th
                 r"(?:has|have)\s+(?:chosen|opted|decided)\s+to\b|(?:chose|opted)\s+to\b|"
                 r"will\s+(?:focus|concentrate|refocus)\s+on\b|will\s+prioriti[sz]e\b|"
                 r"(?:is|are)\s+staking\s+(?:its|their)\b|stakes\s+(?:its|their)\s+future\b|"
-                r"(?:is|are)\s+(?:leaning|moving|pushing)\s+(?:hard\s+)?into\b|(?:is|are)\s+(?:going|heading)\s+after\b")
+                r"(?:is|are)\s+(?:leaning|moving|pushing)\s+(?:hard\s+)?into\b|(?:is|are)\s+(?:going|heading)\s+after\b|"
+                # means to an end: "is using its buying power to cut ...", "leverages its network to ..."
+                r"(?:(?:is|are)\s+(?:using|leveraging|harnessing)|uses|leverages|harnesses)\s+(?:its|their)\s+(?:[\w'’-]+\s+){1,3}?to\b")
 # Intentions that may be a strategy or only the next step ("plans to bid in the June auction"): weaker evidence.
 WEAK_THESIS_VERBS = (r"plans\s+to\b|plan\s+to\b|hopes\s+to\b|intends\s+to\b|expects\s+to\b|is\s+preparing\s+to\b|"
                      r"argues\s+that\b|argued\s+that\b|contends\s+that\b|insists\s+that\b|maintains\s+that\b|"
