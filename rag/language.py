@@ -508,7 +508,7 @@ class EntityIndex:
             parts = name.split()
             tail = " ".join(parts[1:])
             if len(parts) > 2 and name not in mid and is_common_word(parts[0]) and parts[0].lower() not in ORG_WORDS \
-                    and counts.get(tail, 0) and tail in mid:
+                    and ((counts.get(tail, 0) and tail in mid) or parts[1] in mid):  # "Tessaro Wind" or "Tessaro" mid-sentence
                 opened[name] = tail
                 counts[tail] += counts.pop(name)
                 for table in (person, org, place):

@@ -38,9 +38,11 @@ FROM_BOILERPLATE = {"seed-blind-15", "seed-blind-chat-05"}
 # Briefing corpora (evals/data/brief*-*.yaml, written blind from a brief on what a strategy briefing holds): the
 # dev ones tune the offline summary engine, the held-out ones never do; each half has corpora of several
 # documents about the same organisations over time.
-# A second round (brief2-*) was written later from the same brief, asked to vary how strategies are stated.
+# A second round (brief2-*) was written later from the same brief, asked to vary how strategies are stated; a third
+# (brief3-*) asked to vary it further, and how open questions are raised (measured once before any tuning on it).
 BRIEF_DEV = ["brief-telecom", "brief-fooddelivery", "brief-chips", "brief-insurance", "brief-timeline-grocer",
-             "brief2-airports", "brief2-farmmachinery", "brief2-hospitals", "brief2-steel"]
+             "brief2-airports", "brief2-farmmachinery", "brief2-hospitals", "brief2-steel",
+             "brief3-windturbines", "brief3-petfood", "brief3-newspapers", "brief3-watches"]
 BRIEF_HELDOUT = ["brief-autos", "brief-cloud", "brief-consumer", "brief-shipping", "brief-timeline-pharmacy",
                  "brief2-streaming", "brief2-banking"]
 MAX_REPEATED = 0.10  # share of a briefing's sentences that may appear twice (the briefings issue's target)
@@ -54,14 +56,14 @@ THRESHOLDS = {
     "chat_dev": {"min_pass_rate": 0.14, "min_answer_accuracy": 0.4, "min_refusal_recall": 0.58, "min_citation_validity": 1.0},
     "chat_heldout": {"min_pass_rate": 0.0, "min_answer_accuracy": 0.4, "min_refusal_recall": 0.4,
                      "min_citation_validity": 1.0},
-    # Floors just below what the offline engine measured (dev: thesis 0.97, figures 0.92, 1 false section, repeated
-    # 0.098, timeline 0.93, open questions 0.94; held-out: 0.81, 0.89, 0, 0.054, 0.89, 0.33).
-    "briefing_dev": {"min_pass_rate": 0.88, "min_citation_validity": 1.0, "min_thesis_recall": 0.93,
-                     "min_figure_placement": 0.88, "max_false_sections": 2, "max_repeated_share": 0.12,
-                     "min_timeline_recall": 0.88, "min_open_question_recall": 0.88},
-    "briefing_heldout": {"min_pass_rate": 0.85, "min_citation_validity": 1.0, "min_thesis_recall": 0.76,
-                         "min_figure_placement": 0.85, "max_false_sections": 1, "max_repeated_share": 0.08,
-                         "min_timeline_recall": 0.85, "min_open_question_recall": 0.28},
+    # Floors just below what the offline engine measured (dev: thesis 0.98, figures 0.89, 2 false sections, repeated
+    # 0.096, timeline 0.97, open questions 0.90; held-out: 0.86, 0.90, 0, 0.054, 0.92, 0.33).
+    "briefing_dev": {"min_pass_rate": 0.88, "min_citation_validity": 1.0, "min_thesis_recall": 0.94,
+                     "min_figure_placement": 0.86, "max_false_sections": 3, "max_repeated_share": 0.12,
+                     "min_timeline_recall": 0.93, "min_open_question_recall": 0.85},
+    "briefing_heldout": {"min_pass_rate": 0.85, "min_citation_validity": 1.0, "min_thesis_recall": 0.81,
+                         "min_figure_placement": 0.86, "max_false_sections": 1, "max_repeated_share": 0.08,
+                         "min_timeline_recall": 0.88, "min_open_question_recall": 0.28},
     "qa_distractors": {"min_pass_rate": 0.42, "min_answer_accuracy": 0.35, "min_refusal_recall": 0.55,
                        "min_citation_validity": 1.0},
     # Measured with the BM25 postings (issue 13): hit@10 0.48, hit@1 0.16, hit@5 0.41, MRR 0.26 (FTS5 before it:

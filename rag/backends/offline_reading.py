@@ -22,13 +22,14 @@ from ..language import (
 from .offline_evidence import actor_of
 
 # Nouns a text uses to point back at an organisation it has named ("The startup's plan is ...", "the company said").
-ORG_NOUNS = ("company|firm|group|business|operator|carrier|lender|bank|insurer|reinsurer|retailer|chain|grocer|startup|"
+ORG_NOUNS = ("company|firm|group|business|operator|carrier|lender|bank|insurer|reinsurer|retailer|chain|grocer|startup|trust|"
              "start-up|maker|manufacturer|supplier|airline|utility|programme|program|platform|partnership|fund|agency|"
              "authority|ministry|council|regulator|provider|developer|producer|brand|conglomerate|automaker|carmaker|"
              "chipmaker|foundry|port|railway|network|studio|publisher|broadcaster|hospital|university|club|union|"
              "cooperative|co-op|owner|buyer|seller|investor|acquirer|rival|incumbent|challenger|newcomer|venture|unit|"
              "subsidiary|parent|division|pharmacy|drugstore|marketplace|app|service")
-_BACK_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?(?:(?:It|Its|Their|They)\b|The\s+(?:\w+\s+)?(?P<noun>{ORG_NOUNS})(?:['’]s)?\b)")
+_BACK_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?(?:(?:It|Its|Their|They|Management(?:['’]s)?|Executives['’]?)(?=[\s,])|"
+                             rf"The\s+(?:\w+\s+)?(?P<noun>{ORG_NOUNS})(?:['’]s)?\b)")
 # Nouns that name a kind of body: "the authority" is the authority the text named, not the company it is about.
 _INSTITUTION_NOUNS = frozenset("authority agency ministry council regulator commission board court government port union "
                                "university hospital programme program fund".split())
@@ -112,14 +113,18 @@ def back_reference(text: str, focus: Entity | None, recent: Sequence[Entity]) ->
     if not m:
         return None
     noun = (m.group("noun") or "").lower()
-    if noun in _INSTITUTION_NOUNS:
-        return next((e for e in reversed(recent) if any(noun in n.lower().split() for n in e.names())), None)
+    # "The trust's pitch ...": the last organisation named with that word in its name, when there is one
+    named = next((e for e in reversed(recent) if any(noun in n.lower().split() for n in e.names())), None) if noun else None
+    if named is not None or noun in _INSTITUTION_NOUNS:
+        return named
     return focus
 
 THESIS_NOUNS = ("strategy|plan|approach|model|bet|aim|goal|ambition|thesis|playbook|vision|priority|priorities|focus|"
-                "pitch|wager|gamble|formula|answer|philosophy|mission|pivot|blueprint|roadmap|game plan")
-_THESIS_AFTER_NOUN = (r"(?:\s+(?:to|for|with|in|on)\s+[\w-]+)?\s*(?::|is\b|was\b|has been\b|remains\b|rests\b|centres\b|"
-                      r"centers\b|hinges\b|relies\b|calls for\b|is simple\b|involves\b|depends\b)")
+                "pitch|wager|gamble|formula|answer|philosophy|mission|pivot|blueprint|roadmap|game plan|idea|future")
+# after the noun: "to the slump", a parenthesis (", trustees say,"), then what states it
+_THESIS_AFTER_NOUN = (r"(?:\s+(?:to|for|with|in|on)\s+(?:[\w-]+\s+){0,2}?[\w-]+)?(?:,[^,.]{1,40},)?\s*(?::|is\b|was\b|has been\b|"
+                      r"remains\b|rests\b|centres\b|centers\b|hinges\b|relies\b|calls for\b|is simple\b|involves\b|"
+                      r"depends\b|lies\b)")
 THESIS_VERBS = (r"(?:is\s+|are\s+)?(?:betting|wagering|banking|counting)\s+(?:that|on)\b|bets\s+(?:that|on)\b|"
                 r"wants\s+to\b|want\s+to\b|aims\s+to\b|aim\s+to\b|"
                 r"(?:is|are)\s+(?:not\s+)?trying\s+to\b|tries\s+to\b|seeks\s+to\b|(?:is|are)\s+seeking\s+to\b|"
@@ -132,7 +137,9 @@ THESIS_VERBS = (r"(?:is\s+|are\s+)?(?:betting|wagering|banking|counting)\s+(?:th
                 r"(?:is|are)\s+building\s+(?:a|an|its|the)\b|(?:is|are)\s+redefining\b|"
                 r"(?:has|have)\s+(?:chosen|opted|decided)\s+to\b|(?:chose|opted)\s+to\b|"
                 r"will\s+(?:focus|concentrate|refocus)\s+on\b|will\s+prioriti[sz]e\b|"
-                r"(?:is|are)\s+staking\s+(?:its|their)\b|stakes\s+(?:its|their)\s+future\b|"
+                r"(?:is|are)\s+staking\s+(?:its|their)\b|(?:stakes|(?:has|have)\s+staked)\s+(?:its|their)\s+future\b|"
+                r"(?:is|are)\s+(?:turning|transforming|remaking|reinventing)\s+(?:itself|themselves)\b|"
+                r"wants\s+(?:a|an|more|fewer|less|its|their|\d+|one|two|three|four|five)\b|"
                 r"(?:is|are)\s+(?:leaning|moving|pushing)\s+(?:hard\s+)?into\b|(?:is|are)\s+(?:going|heading)\s+after\b|"
                 # means to an end: "is using its buying power to cut ...", "leverages its network to ..."
                 r"(?:(?:is|are)\s+(?:using|leveraging|harnessing)|uses|leverages|harnesses)\s+(?:its|their)\s+(?:[\w'’-]+\s+){1,3}?to\b")
@@ -312,16 +319,22 @@ def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None)
         for m in re.finditer(rf"(?<![\w])(?:{names})['’]s?\s+(?:[\w-]+\s+){{0,2}}?(?:{THESIS_NOUNS})\b{_THESIS_AFTER_NOUN}",
                              text):
             best = max(best or (0, 0, e), (3, -m.start(), e), key=lambda b: (b[0], b[1]))
-        for m in re.finditer(rf"(?<![\w])(?:{names})(?:['’]s)?\s+(?:,[^,]{{1,90}},\s*|\([^)]{{1,40}}\)\s*)?"
+        # "X wants ...", "X, for its part, wants ...", "X (the lender) wants ..."
+        for m in re.finditer(rf"(?<![\w])(?:{names})(?:['’]s)?(?:\s*,[^,]{{1,90}},\s*|\s*\([^)]{{1,40}}\)\s*|\s+)"
                              rf"(?:also\s+|now\s+|still\s+|instead\s+|increasingly\s+|clearly\s+)?(?:{THESIS_VERBS})", text):
             best = max(best or (0, 0, e), (2, -m.start(), e), key=lambda b: (b[0], b[1]))
-        for m in re.finditer(rf"(?<![\w])(?:{names})\s+(?:,[^,]{{1,90}},\s*)?(?:also\s+|now\s+|still\s+)?(?:{WEAK_THESIS_VERBS})", text):
+        for m in re.finditer(rf"(?<![\w])(?:{names})(?:\s*,[^,]{{1,90}},\s*|\s+)(?:also\s+|now\s+|still\s+)?(?:{WEAK_THESIS_VERBS})",
+                             text):
             best = max(best or (0, 0, e), (1, -m.start(), e), key=lambda b: (b[0], b[1]))
-    for e in candidates:  # "For the Fenmouth Development Agency, the priority is jobs"
-        if re.match(rf"^\s*For\s+(?:the\s+)?(?:{names_alternation(e)}),\s+(?:the|its|their)\s+(?:[\w-]+\s+)?(?:{THESIS_NOUNS})\b"
-                    rf"{_THESIS_AFTER_NOUN}", text):
+    for e in candidates:  # "For the Fenmouth Development Agency, the priority is jobs"; "What Bramblewood is really after is ..."
+        names = names_alternation(e)
+        if re.match(rf"^\s*For\s+(?:the\s+)?(?:{names}),\s+(?:(?:the|its|their)\s+(?:[\w-]+\s+)?(?:{THESIS_NOUNS})\b"
+                    rf"{_THESIS_AFTER_NOUN}|[^,.]{{0,40}}?\bis part of (?:a|an|its|their|the)\s+(?:[\w-]+\s+)?"
+                    rf"(?:push|drive|effort|plan|strategy|bid|campaign)\b)", text) or \
+                re.match(rf"^\s*What\s+(?:the\s+)?(?:{names})\s+(?:is\s+|are\s+)?(?:really\s+|ultimately\s+|now\s+)?"
+                         rf"(?:after|wants|seeking|chasing|aiming for|trying to \w+|building|needs)\s+(?:is|are)\b", text):
             best = max(best or (0, 0, e), (3, 0, e), key=lambda b: (b[0], b[1]))
-    m = re.match(rf"^\s*The\s+(?:[\w-]+\s+)?(?:{THESIS_NOUNS})\s+(?:calls for|envisages|foresees|involves|would see|is for|is that|"
+    m = re.match(rf"^\s*The\s+(?:[\w-]+\s+)?(?:{THESIS_NOUNS})(?:,[^,.]{{1,40}},)?\s+(?:calls for|envisages|foresees|involves|would see|is for|is that|"
                  rf"was that|is to)\b", text)
     if m:  # "The plan calls for Corwin Machinery Finance to offer ...", "The bet is that ...": the plan of whom it names
         named = next((e for e in candidates if re.match(rf"\s*(?:the\s+)?(?:{names_alternation(e)})\s+to\b", text[m.end():])), None)
@@ -334,7 +347,8 @@ def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None)
         # a rival's, the main clause states the actor's strategy.
         best = (2, 0, r.actor)
     if back is not None:
-        if re.match(rf"^\s*(?:Its|Their|The\s+(?:\w+\s+)?(?:{ORG_NOUNS})['’]s)\s+(?:[\w-]+\s+){{0,2}}?(?:{THESIS_NOUNS})\b"
+        if re.match(rf"^\s*(?:Its|Their|The\s+(?:\w+\s+)?(?:{ORG_NOUNS})['’]s|Management['’]s|(?:Its|The)\s+(?:board|management|"
+                    rf"executives|leadership)['’]s?)\s+(?:[\w-]+\s+){{0,2}}?(?:{THESIS_NOUNS}|view)\b"
                     rf"{_THESIS_AFTER_NOUN}", text, re.I):
             best = max(best or (0, 0, back), (3, 0, back), key=lambda b: (b[0], b[1]))
         elif re.match(rf"^\s*(?:It|They|The\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+(?:also\s+|now\s+|still\s+|instead\s+)?(?:{THESIS_VERBS})",
