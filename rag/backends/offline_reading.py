@@ -180,6 +180,9 @@ _PENDING = re.compile(
     r"|\b(?:will be )?watch(?:ing)? (?:whether|for|to see)\b|\b(?:is|are) expected to close\b|\bclosing is expected\b"
     r"|\b(?:approval|vote|ruling|decision|clearance) (?:is )?(?:expected|due)\b|\bdeadline\b|\bpending\b"
     r"|\b(?:applied|apply|applies|applying) for\b[^.]{0,60}\b(?:grant|licence|license|permit|approval|funding)\b"
+    # what a target would take, and unconfirmed reports
+    r"|\bwould (?:need|have) to\b|\b(?:declined|refused) to comment\b|\bwould not (?:comment|confirm|say)\b|\breportedly\b"
+    r"|\b(?:was|were|is|are) (?:said to be )?(?:exploring|weighing|considering) (?:a |an )?(?:sale|bid|merger|offer|listing|spin-off)\b"
     # a target set for a date: whether it is met is open
     r"|\b(?:aims?|targets?|plans?|expects?|promised|pledged|wants?|hopes?) to\b[^.]{0,120}\bby (?:the end of |the middle of |mid-)?"
     r"(?:(?:19|20)\d{2}|the (?:first|second|third|fourth) quarter|(?:January|February|March|April|May|June|July|August|"
