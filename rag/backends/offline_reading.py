@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from lemminflect import getAllLemmas
+
 from ..extract import Sentence
 from ..language import (
     TITLE_ACRONYMS, TITLE_WORDS, DateMention, Entity, EntityIndex, Figure, dates, figure_supported, figures, mentions,
@@ -106,6 +108,16 @@ _SOURCE_BEFORE = re.compile(r"\b(?:according to|said|says|told|estimates? by|dat
 _COUNTERPARTY = re.compile(r"\b(?:from|by|to|with|for|against|than|into)\s+(?:the\s+)?(?:\w+['’]s\s+)?$", re.I)
 
 
+_TIME_OPENER = re.compile(r"^\s*(?:In|On|By|Since|Earlier|Later|Last|This|Next)\s+(?:[\w.]+\s+){1,3}?(?=(?:the|it|its|they|their)\s)")
+
+
+def without_time_opener(text: str) -> str:
+    """"In March the company bought ..." -> "The company bought ...": a short time phrase before the subject,
+    without a comma, taken off so the subject opens the clause."""
+    m = _TIME_OPENER.match(text)
+    return text if m is None else text[m.end()].upper() + text[m.end() + 1:]
+
+
 def back_reference(text: str, focus: Entity | None, recent: Sequence[Entity]) -> Entity | None:
     """The organisation an opening "It", "Its", "The company" or "The authority" points back at: the one the text is
     about (``focus``), or for a kind of body the last one named with that word in its name."""
@@ -113,6 +125,9 @@ def back_reference(text: str, focus: Entity | None, recent: Sequence[Entity]) ->
     if not m:
         return None
     noun = (m.group("noun") or "").lower()
+    after = re.match(r"\s+([a-z]+)\b", text[m.end():])
+    if noun and after and set(getAllLemmas(after.group(1))) == {"NOUN"}:
+        return None  # "The service agreement ...": the noun only qualifies another, it names no organisation
     # "The trust's pitch ...": the last organisation named with that word in its name, when there is one
     named = next((e for e in reversed(recent) if any(noun in n.lower().split() for n in e.names())), None) if noun else None
     if named is not None or noun in _INSTITUTION_NOUNS:
@@ -249,7 +264,7 @@ def read_document(sentences: Sequence[Sentence], entities: EntityIndex) -> tuple
         r = Reading(s=s)
         named = organisation_mentions(s.text, entities)
         _affiliations(s, entities, people, named, focus)
-        _, main = main_subject(s.text)
+        main = main_subject(without_time_opener(s.text))[1]
         back = back_reference(main, focus if (focus_age <= 1 or _NOUN_REFERENCE.match(main)) else None, recent)
         actor, subject = main_actor(s.text, entities)
         is_part, whole = part_of(main, entities)
@@ -470,7 +485,7 @@ def _figure_owner(text: str, f: Figure, r: Reading, entities: EntityIndex) -> En
         return possessive
     cuts = [0] + [m.end() for m in _CLAUSE_BREAK.finditer(text) if m.end() <= f.start]
     cuts += [m.end() for m in re.finditer(r"\b(?:that|whether)\s+", text[:f.start])]  # "estimates that GFM's share ..."
-    clause = text[max(cuts):f.end]
+    clause = re.sub(r"^\s*(?:and|but|while|whereas|though|although)\s+", "", text[max(cuts):f.end])
     if re.match(r"\s*(?:it|its|they|their)\b", clause, re.I) and r.actor is not None:
         return r.actor  # "AGH told Norbeck that it needed about €6.10": "it" is the one speaking
     for e in r.orgs:  # "with AGH building a 300-megawatt electrolyser"
