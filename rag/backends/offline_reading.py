@@ -105,6 +105,8 @@ _NOUN_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?The\s+(?:\w+\s+)?(?:{ORG_NOU
 
 _SOURCE_BEFORE = re.compile(r"\b(?:according to|said|says|told|estimates? by|data from|figures from|analysts?|economists?|"
                             r"research(?:ers)?|strategists?)\b[^.;]{0,40}$", re.I)
+_ANALYST_AT = re.compile(r"\b(?:analysts?|economists?|strategists?|researchers?|consultants?|adviser|advisor|professor|"
+                         r"fellow|partner)\s+(?:at|with|for|from)\s+(?:the\s+)?$", re.I)
 _COUNTERPARTY = re.compile(r"\b(?:from|by|to|with|for|against|than|into)\s+(?:the\s+)?(?:\w+['’]s\s+)?$", re.I)
 
 
@@ -277,6 +279,10 @@ def read_document(sentences: Sequence[Sentence], entities: EntityIndex) -> tuple
             actor = aff.organisation if aff is not None else None
         elif actor is not None and actor.kind != "organisation":
             actor = None
+        # "..., said Marcus Lindqvist, an analyst at Tallow Bridge Advisers": a source, neither actor nor focus
+        sources = {id(e) for pos, e in named if _ANALYST_AT.search(s.text[max(0, pos - 40):pos])}
+        if actor is not None and id(actor) in sources:
+            actor = None
         first_named = named[0][0] if named else len(s.text)
         if back is not None and (actor is None or _opening_before(s.text, first_named)):
             actor = back
@@ -302,7 +308,7 @@ def read_document(sentences: Sequence[Sentence], entities: EntityIndex) -> tuple
             focus, focus_age = r.thesis, 0
         elif actor is not None:
             focus, focus_age = actor, 0
-        elif named and len({id(e) for _, e in named}) == 1:
+        elif named and len({id(e) for _, e in named}) == 1 and id(named[-1][1]) not in sources:
             focus, focus_age = named[-1][1], 0
     return readings, people
 
