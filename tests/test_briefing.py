@@ -69,7 +69,10 @@ def test_the_seed_briefing_covers_both_models_their_moves_kroger_and_the_stakes(
                   "hired a former Walmart U.S. CEO", "platform war", "rails beneath modern consumption"):
         assert point in md, point
     # A narrative aside is not a move of anyone: "The old story was a simple one: Amazon disrupted retail."
-    assert not any("old story" in m.text for o in briefing.organisations for m in o.moves)
+    # Nor is the background it sets up ("Walmart defended it with scale and stores."), nor a top point.
+    background = ("old story", "disrupted retail", "defended it with scale")
+    assert not any(b in m.text for b in background for o in briefing.organisations for m in o.moves)
+    assert not any(b in p.text for b in background for p in briefing.executive_summary)
     # The executive summary is chosen, and its sentences are not repeated below it.
     assert 3 <= len(briefing.executive_summary) <= 5
     share, repeated = repeated_share(md)

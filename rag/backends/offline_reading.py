@@ -105,6 +105,9 @@ _NOUN_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?The\s+(?:\w+\s+)?(?:{ORG_NOU
 
 _SOURCE_BEFORE = re.compile(r"\b(?:according to|said|says|told|estimates? by|data from|figures from|analysts?|economists?|"
                             r"research(?:ers)?|strategists?)\b[^.;]{0,40}$", re.I)
+_BACKGROUND = re.compile(r"\b(?:the old (?:story|model|playbook|days|order|way)|used to|in the past|for decades|years ago|"
+                         r"back then|historically|traditionally|once (?:was|were|had|dominated))\b", re.I)
+_PRESENT = re.compile(r"\b(?:now|today|these days|increasingly|no longer)\b", re.I)  # "What used to be ... is now ..."
 _ANALYST_AT = re.compile(r"\b(?:analysts?|economists?|strategists?|researchers?|consultants?|adviser|advisor|professor|"
                          r"fellow|partner)\s+(?:at|with|for|from)\s+(?:the\s+)?$", re.I)
 _COUNTERPARTY = re.compile(r"\b(?:from|by|to|with|for|against|than|into)\s+(?:the\s+)?(?:\w+['’]s\s+)?$", re.I)
@@ -224,6 +227,7 @@ class Reading:
     thesis_strength: int = 0  # 3 "X's plan: ...", 2 "X is betting that ...", 1 "..., betting that ..." / a heading
     result: bool = False
     pending: bool = False
+    background: bool = False  # the past that the text sets the present against ("The old story was ...")
     quote: bool = False  # a direct quotation, nothing else
     speech: bool = False  # its actor only says, estimates or expects something ("Pellham Retail Insight estimates ...")
     figures: list[tuple[Figure, Entity | None]] = field(default_factory=list)
@@ -301,6 +305,9 @@ def read_document(sentences: Sequence[Sentence], entities: EntityIndex) -> tuple
         r.result = bool(r.figures) and bool(_RESULT_NOUNS.search(s.text)) and bool(_RESULT_VERBS.search(s.text))
         r.pending = bool(_PENDING.search(s.text))
         r.events = event_dates(s.text)
+        # Background: said outright, or a short undated sentence that goes on with it ("Walmart defended it with ...")
+        r.background = bool(_BACKGROUND.search(s.text) and not _PRESENT.search(s.text)) or (
+            bool(readings) and readings[-1].background and not r.events and not r.figures and len(s.text.split()) <= 12)
         readings.append(r)
         recent.extend(e for _, e in named)
         focus_age += 1

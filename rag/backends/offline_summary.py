@@ -149,7 +149,7 @@ def summarize_document(doc_id: str, title: str, context: list[ContextChunk], *, 
                    (r.actor is e or (r.figures and r.figures[0][1] is e))]
         results = sorted(results, key=lambda r: (-central[id(r)], r.s.index))[:MAX_RESULTS]
         used.update(id(r) for r in results)
-        moves = [r for r in readings if id(r) not in used and r.actor is e and not r.quote]
+        moves = [r for r in readings if id(r) not in used and r.actor is e and not r.quote and not r.background]
         moves = sorted(sorted(moves, key=lambda r: (-_move_score(r, central[id(r)]), r.s.index))[:MAX_MOVES],
                        key=lambda r: r.s.index)
         used.update(id(r) for r in moves)
@@ -161,7 +161,7 @@ def summarize_document(doc_id: str, title: str, context: list[ContextChunk], *, 
                       for a in people.values() if a.organisation is e]
 
     timeline = _timeline(readings, default_year, source)
-    rest = [r for r in readings if id(r) not in used and not r.quote and len(r.s.text.split()) >= 8]
+    rest = [r for r in readings if id(r) not in used and not r.quote and not r.background and len(r.s.text.split()) >= 8]
     rest.sort(key=lambda r: (-central[id(r)], r.s.index))
     # What is at stake: the document's own reading of the situation, not one more figure or move.
     implications = [r for r in rest if not r.figures and (r.actor is None or len(r.orgs) >= 2)][:MAX_IMPLICATIONS]
