@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +31,7 @@ from .pipeline import Prepared, prepare_chunks
 from .types import Chunk, Document, Hit, Span
 
 K1, B = bm25.K1, bm25.B  # as the SQLite store
+_POSTINGS_CACHE_BYTES = 256 << 20  # per worker: term postings kept between searches (per index generation)
 
 
 # ------------------------------------------------------------------ tokens
@@ -357,23 +358,83 @@ class PostgresIndex:
 
     def _search(self, wanted: list[str], k: int, source_glob: str | None, date_from: str | None,
                 date_to: str | None) -> list[tuple]:
-        """One statement (so one snapshot, one round trip): the corpus statistics, each term's BM25 idf as the
-        SQLite store computes it (Lucene's: ln(1 + (N - n + 0.5) / (n + 0.5))), then the k best chunks."""
+        """BM25 as the SQLite store computes it (Lucene's idf, the same terms): each term's postings are read
+        once per index generation and kept here as (rowids, score contributions), scored with numpy
+        (``rag.bm25.top_k``, exact, MaxScore); the statistics, postings and chunks come from one snapshot.
+        A query costs one round trip for the statistics, one for the terms not cached yet, one for the hits."""
+        if self._in_tx:  # mid-run: what this transaction wrote, never a cache from before it
+            return self._search_snapshot(wanted, k, source_glob, date_from, date_to, cache=None)
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            return self._search_snapshot(wanted, k, source_glob, date_from, date_to, cache=self._postings_cache())
+
+    def _postings_cache(self) -> dict[str, Any]:
+        cache = getattr(self, "_postings", None)
+        if cache is None:
+            cache = self._postings = {"generation": None, "terms": OrderedDict(), "bytes": 0}
+        return cache
+
+    def _search_snapshot(self, wanted: list[str], k: int, source_glob: str | None, date_from: str | None,
+                         date_to: str | None, *, cache: dict[str, Any] | None) -> list[tuple]:
+        generation, n, total = self.conn.execute(
+            "SELECT max(CASE WHEN key = 'generation' THEN value END)::bigint, "
+            "max(CASE WHEN key = 'chunks' THEN value END)::float8, max(CASE WHEN key = 'terms_total' THEN value END)::float8 "
+            "FROM rag_meta WHERE key IN ('generation', 'chunks', 'terms_total')").fetchone()
+        if not n:
+            return []
+        terms: OrderedDict[str, tuple[np.ndarray, np.ndarray, float]] = OrderedDict()
+        if cache is not None:
+            if cache["generation"] != generation:
+                cache.update(generation=generation, terms=OrderedDict(), bytes=0)
+            terms = cache["terms"]
+        missing = [t for t in wanted if t not in terms]
+        if missing:
+            fetched: dict[str, list[tuple[int, int, int]]] = {t: [] for t in missing}
+            for term, chunk, tf, length in self.conn.execute(
+                    "SELECT term, chunk, tf, length FROM rag_postings WHERE term = ANY(%s) ORDER BY term, chunk", (missing,)):
+                fetched[term].append((chunk, tf, length))
+            avgdl = total / n if total else 1.0
+            for term, rows in fetched.items():
+                arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
+                ids, tf, length = arr[:, 0], arr[:, 1].astype(np.float32), arr[:, 2].astype(np.float32)
+                scores = (np.float32(bm25.idf(int(n), len(ids))) * tf * np.float32(K1 + 1.0)
+                          / (tf + np.float32(K1) * (1.0 - B + B * length / np.float32(avgdl)))).astype(np.float32)
+                terms[term] = (ids, scores, float(scores.max()) if len(scores) else 0.0)
+                if cache is not None:
+                    cache["bytes"] += ids.nbytes + scores.nbytes
+            while cache is not None and cache["bytes"] > _POSTINGS_CACHE_BYTES and len(terms) > len(wanted):
+                _, (ids, scores, _) = terms.popitem(last=False)  # least recently used first
+                cache["bytes"] -= ids.nbytes + scores.nbytes
+        for t in wanted:
+            if cache is not None and t in terms:
+                terms.move_to_end(t)
+        postings = [terms[t] for t in wanted if t in terms and len(terms[t][0])]
+        if not postings:
+            return []
+        size = int(max(p[0][-1] for p in postings)) + 1
         filters, extra = _filters(source_glob, date_from, date_to)
-        join = (" JOIN rag_chunks c ON c.rowid = p.chunk JOIN rag_documents d ON d.id = c.doc_id WHERE true" + filters
-                if filters else "")
-        sql = (
-            "WITH s AS (SELECT max(CASE WHEN key = 'chunks' THEN value::float8 END) AS n, "
-            "max(CASE WHEN key = 'terms_total' THEN value::float8 END) AS total FROM rag_meta "
-            "WHERE key IN ('chunks', 'terms_total')), "
-            "q AS (SELECT t.term, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) AS idf "
-            "FROM rag_terms t, s WHERE t.term = ANY(%s) AND t.df > 0 AND s.n > 0), "
-            "top AS (SELECT p.chunk, sum(q.idf * (p.tf * %s) / (p.tf + %s * (1 - %s + %s * p.length / (s.total / s.n)))) AS score "
-            f"FROM q JOIN rag_postings p ON p.term = q.term CROSS JOIN s{join} "
-            "GROUP BY p.chunk ORDER BY score DESC, p.chunk LIMIT %s) "
-            f"SELECT {_CHUNK_COLS}, top.score, d.source, d.title, d.date, d.url FROM top "
-            "JOIN rag_chunks c ON c.rowid = top.chunk JOIN rag_documents d ON d.id = c.doc_id ORDER BY top.score DESC, top.chunk")
-        return self.conn.execute(sql, [wanted, K1 + 1, K1, B, B, *extra, k]).fetchall()
+        if not filters:
+            rows, scores = bm25.top_k(postings, k, size)
+            return self._hydrate(rows, scores, "", [])
+        rows, scores = bm25.ranked(postings, size)  # filtered: walk down the ranking until k pass the filters
+        out: list[tuple] = []
+        for start in range(0, len(rows), max(8 * k, 256)):
+            stop = start + max(8 * k, 256)
+            out += self._hydrate(rows[start:stop], scores[start:stop], filters, extra)
+            if len(out) >= k:
+                break
+        return out[:k]
+
+    def _hydrate(self, rows: np.ndarray, scores: np.ndarray, filters: str, params: list[object]) -> list[tuple]:
+        """Result rows (chunk columns, score, source, title, date, url) for chunk rowids in rank order, those
+        failing ``filters`` left out."""
+        if not len(rows):
+            return []
+        found = {r[0]: r[1:] for r in self.conn.execute(
+            f"SELECT c.rowid, {_CHUNK_COLS}, d.source, d.title, d.date, d.url FROM rag_chunks c "
+            f"JOIN rag_documents d ON d.id = c.doc_id WHERE c.rowid = ANY(%s){filters}", [rows.tolist(), *params])}
+        return [(*r[:7], float(score), *r[7:]) for rowid, score in zip(rows.tolist(), scores.tolist())
+                if (r := found.get(rowid)) is not None]
 
     # -------------------------------------------------------------- vector search
     def _vector_matrix(self) -> tuple[np.ndarray, np.ndarray]:

@@ -92,6 +92,7 @@ def test_a_changed_document_is_replaced_and_its_old_text_leaves_the_search(tmp_p
     corpus = write_corpus(tmp_path / "corpus", 3)
     index_paths([corpus], store, chunker)
     generation = store.generation()
+    assert store.search(["doc1"], k=5)  # read (and kept by a store that caches postings) before the change
     (corpus / "doc00001.txt").write_text("Rewritten\nThe zeppelin fleet now delivers groceries.\n", encoding="utf-8")
     report = index_paths([corpus], store, chunker)
     assert (report.indexed, report.replaced, report.unchanged) == (0, 1, 2)
