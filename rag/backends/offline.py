@@ -57,7 +57,56 @@ def _quoted(words: Sequence[str]) -> str:
 
 # ------------------------------------------------------------------ the answer
 def answer_question(question: str, context: list[ContextChunk]) -> AnswerDraft:
-    """Extractive answer from ``context``, or a refusal that says what was found and what is missing."""
+    """Extractive answer from ``context``, or a refusal that says what was found and what is missing.
+
+    A question in several parts ("How many branches will close, and how do they break down?") is answered part
+    by part, each later part read in the light of the first (its names, its topic); it is refused when a part
+    cannot be answered on its own, the question is answered whole (a later part may lean on the first)."""
+    parts = split_question(question)
+    if len(parts) > 1:
+        combined = _multipart_answer(parts, context)
+        if not combined.refused:
+            return combined
+    return _answer_one(question, context)
+
+
+_PART_BREAK = re.compile(r"(?:,\s*(?:and|or|but)\s+|\s+and\s+|;\s*|\?\s+(?=[A-Z]))(?=(?:how|what|which|when|who|why|where|"
+                         r"whether|does|do|did|is|are|was|were|will|can)\b)", re.I)
+
+
+def split_question(question: str) -> list[str]:
+    """The parts of a question that asks several things: split before a new question word ("..., and how much?",
+    "... and what each one costs"), not inside one clause ("sales and profit")."""
+    main, sep, context_part = question.partition(" (context: ")
+    if sep:
+        return [question]
+    pieces = [p.strip(" ,;") for p in _PART_BREAK.split(main) if p and p.strip(" ,;?")]
+    if len(pieces) < 2 or len(pieces) > 4:
+        return [question]
+    pieces = [p.rstrip("?.! ") for p in pieces]
+    first = pieces[0] + "?"
+    return [first] + [f"{p}? (context: {pieces[0]})" for p in pieces[1:]]
+
+
+def _multipart_answer(parts: list[str], context: list[ContextChunk]) -> AnswerDraft:
+    drafts = [_answer_one(p, context) for p in parts]
+    for part, draft in zip(parts, drafts):
+        if draft.refused:
+            asked = part.partition(" (context: ")[0]
+            return _refuse(f"{draft.refusal_reason} ({asked.rstrip('?')})" if len(drafts) > 1 else draft.refusal_reason or "")
+    citations: list[Citation] = []
+    texts: list[str] = []
+    for draft in drafts:
+        new = [c for c in draft.citations if c not in citations]
+        if not new:
+            continue
+        citations += new
+        texts.append(draft.answer if len(new) == len(draft.citations) else " ".join(c.quote for c in new))
+    return AnswerDraft(answer=" ".join(texts), refused=False, citations=citations,
+                       confidence=min(d.confidence for d in drafts))
+
+
+def _answer_one(question: str, context: list[ContextChunk]) -> AnswerDraft:
     every = split_sentences(context)
     sentences = [s for s in every if not s.is_heading]
     if not sentences:

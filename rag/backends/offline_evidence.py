@@ -314,6 +314,7 @@ def _acronym_titles(text: str) -> list[str]:
 
 
 RAREST_REQUIRED = False
+BOUND_REQUIRED = True
 ANCHOR_MIN = 0.0  # share (IDF-weighted) of the question's words found in the sources that an answer must contain
 
 
@@ -340,7 +341,7 @@ def _hard_checks(q: Question, e: Evidence, entities: EntityIndex, actor: Entity 
     if q.past and _pending(q, s):
         e.eligible, e.rejected = False, "the sources say it has not happened yet"
         return
-    if q.counted and q.intent == "figure" and not f["bound"]:
+    if q.intent == "figure" and (q.counted or BOUND_REQUIRED) and not f["bound"]:
         e.eligible = False  # "how many doses": a figure of schools is not an answer
         return
     if FOCUS_REQUIRED and q.focus and q.intent not in ("person", "organisation") and not _has_focus(q, s, e.stems):
