@@ -269,6 +269,9 @@ def _why_not(q: Question, scored: list[Evidence], sentences: list[Sentence], bes
         about = f"{subjects}'s " if q.subjects else ""
         return f"the sources say nothing about {about}{_quoted(missing)}"
     top = best or max(scored, key=lambda e: e.score, default=None)
+    strongest = max(scored, key=lambda e: e.score, default=None)
+    if strongest is not None and strongest.rejected and (top is None or strongest.score > top.score):
+        top = strongest  # the closest candidate was ruled out: say why
     if top is not None and top.rejected:
         return top.rejected
     kind = _TYPE_NAMES.get(q.intent)
@@ -280,15 +283,15 @@ def _why_not(q: Question, scored: list[Evidence], sentences: list[Sentence], bes
 
 
 def _attribute_words(q: Question) -> list[str]:
-    from .offline_question import _QUESTION_ONLY
+    from .offline_question import _PERIOD, _QUESTION_ONLY
     from ..language import FUNCTION_WORDS, words
 
     names = {w.lower() for n in q.subject_names for w in words(n)}
     out = []
     for w in words(q.core):
         lw = w.lower()
-        if lw in FUNCTION_WORDS or lw in _QUESTION_ONLY or lw in names or len(lw) < 3:
-            continue
+        if lw in FUNCTION_WORDS or lw in _QUESTION_ONLY or lw in names or len(lw) < 3 or _PERIOD.fullmatch(w):
+            continue  # a period ("FY2026") is looked for as a period, whatever way the sources write it
         out.append(w)
     return list(dict.fromkeys(out))
 

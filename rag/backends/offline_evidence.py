@@ -51,6 +51,9 @@ _VERBISH = re.compile(r"(?:['’]s\s+)?(?:,[^,]{1,60},\s*)?(?:\s+(?:on|last|this
                       r"\w+ed|\w+s)\b")
 _PREPOSITION_BEFORE = re.compile(r"\b(?:to|of|with|than|against|from|by|for|versus|vs|like|and|or|between|on|at|"
                                  r"into|toward|towards|over|about|out-\w+|outpace|beat)\s*$", re.I)
+_REPORTING_AFTER = re.compile(r"(?:['’]s\s+\w+\s+)?\s*(?:,[^,]{1,60},\s*)?(?:said|says|told|reported|noted|added|stated|"
+                              r"announced|wrote|confirmed|explained|argued|estimated|according)\b", re.I)
+_CLAUSE_BEFORE = re.compile(r"[,;:]\s*(?:the\s+|a\s+|an\s+)?$|[,;:]\s*(?:\w+\s+){0,3}$")
 _FORMER = re.compile(r"\b(?:former|ex-|onetime|one-time|previous|retired|late)\s+(?:\w+\s+){0,3}$", re.I)
 
 
@@ -192,6 +195,8 @@ def actor_of(text: str, entities: EntityIndex) -> Entity | None:
         after = text[m.end:m.end + 80]
         if not _VERBISH.match(after) or _PREPOSITION_BEFORE.search(text[:m.start]):
             continue
+        if _REPORTING_AFTER.match(after) and _CLAUSE_BEFORE.search(text[:m.start]):
+            continue  # "..., the union said": the source of the report, not the one who acts in it
         if best is None or m.start < best[0]:
             best = (m.start, entity)
     return best[1] if best else None
@@ -355,6 +360,11 @@ def _hard_checks(q: Question, e: Evidence, entities: EntityIndex, actor: Entity 
         if reason:
             e.eligible, e.rejected = False, reason
             return
+    if q.doer:
+        reason = _doer_check(q, s)
+        if reason:
+            e.eligible, e.rejected = False, reason
+            return
     if q.relation:
         reason = _direction_check(q, s, entities)
         if reason:
@@ -425,6 +435,24 @@ def _direction_check(q: Question, s: Sentence, entities: EntityIndex) -> str:
             return f"the sources say {other.name} {m.group(0)} {actor.name}, not the other way round"
         return ""
     return ""
+
+
+def _doer_check(q: Question, s: Sentence) -> str:
+    """"How did the full council vote?" is not answered by "the committee voted ... to the full council": where the
+    sentence does the asked-for act, the asked-for actor must come before it, not after it as its object."""
+    assert q.doer is not None
+    head, verb = q.doer
+    tokens = [(m.start(), m.group(0)) for m in re.finditer(r"[A-Za-z]+", s.text)]
+    acts = [i for i, (_, w) in enumerate(tokens) if stem(w) == verb]
+    heads = [i for i, (_, w) in enumerate(tokens) if stem(w) == head]
+    if not acts or not heads:
+        return ""
+    if any(h < a for a in acts for h in heads):
+        return ""
+    before = [w for _, w in tokens[:acts[0]] if w.lower() not in FUNCTION_WORDS]
+    if not before:
+        return ""
+    return f"the sources say the {before[-1].lower()} {tokens[acts[0]][1]}, not the {q.lemmas.get(head, head)}"
 
 
 def _last_mention(text: str, entity: Entity) -> int | None:

@@ -116,6 +116,7 @@ class Question:
     past: bool = False  # asks what happened ("How did the council vote?"), not what is planned
     figure_kind: str | None = None  # "money" | "percent" | "count" for figure questions
     relation: tuple[str, str, str] | None = None  # (actor name, verb stem, other party name) when asked
+    doer: tuple[str, str] | None = None  # "How did the full council vote?": (stem of "council", stem of "vote")
 
     @property
     def typed(self) -> bool:
@@ -183,6 +184,8 @@ def _names_in(core: str, entities: EntityIndex) -> tuple[list[tuple[str, Entity]
             continue
         if name.upper() in TITLE_ACRONYMS or name.lower() in TITLE_WORDS:
             continue
+        if _PERIOD.fullmatch(name):
+            continue  # "FY2026", "Q4": a period the answer must name, not a party
         entity = entities.resolve(name) or entities.literal(name)
         if entity is None and len(parts) > 1:
             # "Amazon's and Walmart's" or "Kroger Walmart": try the words one by one.
@@ -245,6 +248,7 @@ def parse_question(question: str, entities: EntityIndex) -> Question:
     q.past = bool(re.search(r"\b(?:did|was|were|had)\b", core, re.I)) and not re.search(r"\b(?:will|plan|plans|expect|expects|"
                                                                                        r"expected|forecast|going to)\b", core, re.I)
     q.relation = _relation(core, names)
+    q.doer = _doer(core)
     if intent in ("description", "figure", "definition") and re.search(r"\b(?:stand for|stands for|short for)\b", core, re.I):
         q.intent = "definition"
     return q
@@ -329,6 +333,27 @@ def _role_of(core: str) -> list[frozenset[str]]:
     if titles:
         phrases.append(" ".join(titles))  # "chief executive", "vice president", "chair"
     return list(dict.fromkeys(frozenset(stem(w) for w in p.split()) for p in phrases))
+
+
+_DOER = re.compile(r"^\s*(?i:how|when|why|where|what|which \w+|how much|how many)\s+(?i:did|does|do|will|would|has|have|had|"
+                   r"can|could|should|is|are|was|were)\s+(?i:the|its|their|this|that|these|those)\s+((?:[a-z][\w-]*\s+){1,4})")
+
+
+def _doer(core: str) -> tuple[str, str] | None:
+    """The common-noun actor of a question and what it does: "How did the full council vote ...?" -> (council,
+    vote). A sentence where the committee votes and the council is only its object does not answer it."""
+    m = _DOER.match(core)
+    if not m:
+        return None
+    words_ = m.group(1).split()
+    for i, w in enumerate(words_[1:], start=1):
+        found = getAllLemmas(w.lower())
+        if "VERB" in found and not w.lower().endswith("s"):
+            head = words_[i - 1].lower()
+            if "NOUN" not in getAllLemmas(head) or head in FUNCTION_WORDS:
+                return None
+            return stem(head), stem(w)
+    return None
 
 
 _RELATION_VERBS = r"(?:pay|pays|paid|paying|owe|owes|owed|buy|buys|bought|buying|acquire|acquires|acquired|hire|hires|" \
