@@ -165,7 +165,19 @@ def _best_answer(q: Question, sentences: list[Sentence], entities: EntityIndex,
     related = _related_documents(best.sentence.doc_id, sentences)
     chosen = [e.sentence for e in eligible if e.answers and e.score >= best.score - MARGIN
               and (e.sentence.doc_id in related or (q.subjects and e.subject))][:limit]
-    return _draft(_with_context(chosen, all_sentences or sentences), best.probability)
+    elaborate = q.intent in ELABORATED
+    return _draft(_with_context(chosen, all_sentences or sentences, elaborate=elaborate), best.probability)
+
+
+# Intents whose answer is an account rather than one fact: the sentences right after the chosen one that carry it on
+# ("... with a community benefits plan." then "The bank pledged $250 million ..." and "It also promised ...").
+ELABORATED = {"summary"}
+ELABORATION = 3  # sentences at most
+_CARRIES_ON = re.compile(r"^\s*(?:it|its|they|their|he|she|this|these|the (?:\w+ )?(?:company|firm|bank|group|lender|"
+                         r"retailer|carrier|airline|agency|authority|department|insurer|chain|utility|maker|deal|plan|"
+                         r"board|program|programme|union|council|committee|commission|city|state|regulator|audit|"
+                         r"auditor|segment|report|plant|service|proposal|agreement|contract)\b)|^\s*(?:also|in addition|"
+                         r"additionally|further|furthermore|moreover|first|second|third|finally)\b", re.I)
 
 
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•·]|\(?\d{1,2}[.)]|\(?[a-z][.)])\s+")
@@ -173,7 +185,7 @@ _ANAPHORA = re.compile(r"^\s*(?:it|its|they|their|this|these|that|those|he|she|t
                        r"field|option|program|programme|package|file|directory|command|value|unit|service)\b", re.I)
 
 
-def _with_context(chosen: list[Sentence], every: list[Sentence]) -> list[Sentence]:
+def _with_context(chosen: list[Sentence], every: list[Sentence], *, elaborate: bool = False) -> list[Sentence]:
     """What a chosen sentence needs to be read on its own: the items of a list it introduces ("four routes:",
     "three priorities" then "First, ..."), the heading it defines ("dialout" for "Members of this group ..."),
     the sentence its pronoun points to ("It had uid 37.")."""
@@ -201,6 +213,12 @@ def _with_context(chosen: list[Sentence], every: list[Sentence]) -> list[Sentenc
         if _OPENS_ACCOUNT.search(s.text) and at + 1 < len(siblings) and len(siblings[at + 1].text) < 140 \
                 and _LEANS_BACK.search(siblings[at + 1].text) and _adjacent(s, siblings[at + 1], every):
             out.append(siblings[at + 1])
+        if elaborate:
+            for x in siblings[at + 1:at + 1 + ELABORATION]:
+                if not (_CARRIES_ON.match(x.text) or re.search(r"\b(?:also|too)\b", x.text[:40])) \
+                        or not _adjacent(out[-1], x, every):
+                    break
+                out.append(x)
         announces = s.text.rstrip().endswith(":") or _ANNOUNCES.search(s.text)
         if announces:
             for x in siblings[at + 1:at + 9]:
