@@ -101,7 +101,8 @@ def score_sentences(q: Question, sentences: Sequence[Sentence], entities: Entity
     anchored = [t for t in terms if t in present]
     anchored_total = sum(term_weight[t] for t in anchored)
     # The most specific question word the sources use (a word in every sentence says nothing about which one).
-    rare = [t for t in anchored if t in q.terms and weights.get(t, absent) > weights["__absent__"] * 0.5]
+    rare = [t for t in anchored if t in q.terms and weights.get(t, absent) > weights["__absent__"] * 0.5
+            and (not RAREST_NOUNS or _is_noun(q.lemmas.get(t, t)))]
     rarest = max(rare, key=lambda t: (weights.get(t, absent), t)) if len(anchored) >= 2 and rare else None
     qvec = question_vector(q)
     strategy = {stem(w) for w in STRATEGY_WORDS}
@@ -318,7 +319,16 @@ def _acronym_titles(text: str) -> list[str]:
     return out
 
 
-RAREST_REQUIRED = False
+RAREST_REQUIRED = True
+RAREST_INTENTS = ("figure",)
+RAREST_NOUNS = True  # only a noun names the thing asked about ("backup" user, "school" clinics); "whole", "take" do not
+
+
+def _is_noun(word: str) -> bool:
+    from lemminflect import getAllLemmas
+
+    found = getAllLemmas(word)
+    return "NOUN" in found and "VERB" not in found and "ADJ" not in found
 BOUND_REQUIRED = True
 ANCHOR_MIN = 0.0  # share (IDF-weighted) of the question's words found in the sources that an answer must contain
 
@@ -337,7 +347,7 @@ def _hard_checks(q: Question, e: Evidence, entities: EntityIndex, actor: Entity 
     if 2 <= len(q.subjects) <= 3 and f["subject"] + f["subject_near"] < 1.0 and q.intent not in ("list", "comparison"):
         e.eligible = False  # "When will Meridian start flying to Maranta Falls?": both names, or it is someone else's route
         return
-    if RAREST_REQUIRED and rarest and rarest not in e.stems and not f["thesis"] and q.intent not in ("summary", "list"):
+    if RAREST_REQUIRED and rarest and rarest not in e.stems and not f["thesis"] and q.intent in RAREST_INTENTS:
         e.eligible = False  # "When will the Water Authority launch satellites?": "launch" alone does not answer it
         return
     if q.periods and not _names_periods(q.periods, s):
