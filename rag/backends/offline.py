@@ -42,8 +42,30 @@ def _cite(s: Sentence) -> Citation:
 def _draft(chosen: Sequence[Sentence], confidence: float, *, text: str | None = None) -> AnswerDraft:
     ordered = sorted(dict.fromkeys(chosen), key=lambda s: s.index)
     answer = text if text is not None else " ".join(s.text for s in ordered)
-    return AnswerDraft(answer=answer, refused=False, citations=[_cite(s) for s in ordered],
+    citations: list[Citation] = []
+    for i, s in enumerate(ordered):
+        if i > 0 and ordered[i - 1].is_heading and len(ordered[i - 1].text.split()) <= DEFINED_TERM_WORDS \
+                and citations and citations[-1].quote == ordered[i - 1].text:
+            joined = _joined_quote(ordered[i - 1], s)
+            if joined is not None:
+                citations[-1] = Citation(source=s.ctx.source, chunk_id=s.ctx.id, quote=joined)
+                continue
+        citations.append(_cite(s))
+    return AnswerDraft(answer=answer, refused=False, citations=citations,
                        confidence=round(max(0.0, min(1.0, confidence)), 3))
+
+
+def _joined_quote(heading: Sentence, s: Sentence) -> str | None:
+    """A term heading ("dialout") and the sentence right under it as one verbatim quote: the term alone is too
+    short to cite, and the sentence alone does not name what it defines."""
+    chunk = s.ctx.chunk
+    if heading.ctx.chunk.id != chunk.id:
+        return None
+    a, b = heading.doc_start - chunk.start, s.doc_start - chunk.start + len(s.text)
+    if a < 0 or b > len(chunk.text) or chunk.text[a:a + len(heading.text)] != heading.text \
+            or chunk.text[b - len(s.text):b] != s.text or chunk.text[a + len(heading.text):b - len(s.text)].strip():
+        return None
+    return chunk.text[a:b]
 
 
 def _refuse(reason: str) -> AnswerDraft:
@@ -201,6 +223,9 @@ def _with_context(chosen: list[Sentence], every: list[Sentence], *, elaborate: b
         if at is None:
             out.append(s)
             continue
+        term = _defined_term(s, siblings[:at])
+        if term is not None and (_ANAPHORA.search(s.text) or siblings[at - 1] is term):
+            out.append(term)  # "dialout" then "Members of this group can reconfigure the modem": the term it defines
         if _ANAPHORA.search(s.text) and at > 0 and _adjacent(siblings[at - 1], s, every):
             out.append(siblings[at - 1])
         out.append(s)
@@ -238,6 +263,20 @@ _PRONOUN_OPENING = re.compile(r"^\s*(?:it|this|that|they|these)\s+(?:is|are|was|
 _OPENS_ACCOUNT = re.compile(r"\w:\s+\S")
 _LEANS_BACK = re.compile(r"\b(?:it|its|them|they|their)\b", re.I)
 _ORDINAL = re.compile(r"^\s*(?:first|second|third|fourth|fifth|sixth|finally|lastly|next|also)\b[,:]?", re.I)
+
+
+def _defined_term(s: Sentence, before: list[Sentence]) -> Sentence | None:
+    """The heading ``s`` sits under when it is a term being defined (a name, as in a
+    glossary or a list of groups and users: one word), not a section title."""
+    if not s.heading or len(s.heading.split()) > DEFINED_TERM_WORDS:
+        return None
+    for x in reversed(before):
+        if x.is_heading:
+            return x if x.text.lstrip("#").strip().rstrip(":") == s.heading.strip().rstrip(":") else None
+    return None
+
+
+DEFINED_TERM_WORDS = 1
 
 
 def _adjacent(a: Sentence, b: Sentence, every: list[Sentence]) -> bool:
