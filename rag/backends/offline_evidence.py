@@ -250,6 +250,9 @@ def _typed(q: Question, s: Sentence, entities: EntityIndex) -> bool:
     if q.intent == "person":
         if any(e.kind == "person" and e not in q.subjects and mentions_entity(text, e) for e in entities.entities):
             return True
+        if WHO_MAY_BE_ORGANISATION and not q.role and any(
+                e.kind == "organisation" and e not in q.subjects and mentions_entity(text, e) for e in entities.entities):
+            return True  # "Who is buying Pinecrest?": a company acts as often as a person does
         # "Who did Kroger hire?" is answered by "a former Walmart U.S. CEO" too.
         return q.object_question and any(w.lower() in TITLE_WORDS or w in TITLE_ACRONYMS for w in words(text))
     if q.intent == "organisation":
@@ -320,6 +323,7 @@ def _acronym_titles(text: str) -> list[str]:
 
 
 RAREST_REQUIRED = True
+WHO_MAY_BE_ORGANISATION = True
 RAREST_INTENTS = ("figure",)
 RAREST_NOUNS = True  # only a noun names the thing asked about ("backup" user, "school" clinics); "whole", "take" do not
 
