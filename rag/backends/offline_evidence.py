@@ -384,7 +384,10 @@ def _hard_checks(q: Question, e: Evidence, entities: EntityIndex, actor: Entity 
         if reason:
             e.eligible, e.rejected = False, reason
             return
-    if len(q.subjects) == 1 and actor is not None and actor not in q.subjects and q.intent != "list":
+    asked_for_actor = (q.intent == "person" and actor is not None and actor.kind == "person") or \
+        (q.intent == "organisation" and actor is not None and actor.kind == "organisation")
+    if len(q.subjects) == 1 and actor is not None and actor not in q.subjects and q.intent != "list" \
+            and not asked_for_actor:  # "Who runs Flow Control?": the person acting is the answer, not another party
         subject = q.subjects[0]
         at = first_mention(s.text, subject)
         # The subject only appears after a preposition or as an object: the fact is the actor's, not the subject's.

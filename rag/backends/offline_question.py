@@ -327,7 +327,9 @@ def _role_of(core: str) -> list[frozenset[str]]:
             phrases += [acronym.lower(), long.replace(" officer", "")]
     words_ = re.findall(r"[a-z]+", low)
     for word in words_:
-        key = word if word in _ROLE_ALTERNATIVES else stem(word) if stem(word) in _ROLE_ALTERNATIVES else None
+        verb = getAllLemmas(word).get("VERB", ("",))[0]  # "running" is a noun too; here it is the verb
+        key = word if word in _ROLE_ALTERNATIVES else stem(word) if stem(word) in _ROLE_ALTERNATIVES else \
+            verb if verb in _ROLE_ALTERNATIVES else None
         if key is not None:
             phrases += _ROLE_ALTERNATIVES[key]
     titles = [w for w in words_ if w in TITLE_WORDS and w not in {"member", "former", "acting", "interim", "senior",
