@@ -553,10 +553,28 @@ def condense_question(history: list[dict[str, str]], question: str) -> str:
     if not new_names and last_names and _PRONOUNS.search(question):
         return _resolve_pronouns(question, last_names[:1]) + f" (context: {last})"
     if _BARE_INTENT.match(question) or (m and not new_names):
-        return f"{question.rstrip('?').strip()}? (context: {last})"
+        # "Since when?" after "Who runs Flow Control?" -> "Beatriz Coelho ...": it asks about the fact just given, so
+        # the name that answer brought in is carried too.
+        given = _answer_names(history, last, entities) if _BARE_INTENT.match(question) else []
+        # After " | " so that it is not carried further than the next question.
+        return f"{question.rstrip('?').strip()}? (context: {last}{' | ' + given[0] if given else ''})"
     if not new_names and len(content_stems(question)) <= 3:
         return f"{question} (context: {last})"
     return question
+
+
+def _answer_names(history: list[dict[str, str]], last: str, entities: EntityIndex) -> list[str]:
+    """Names of people that the last answer gave and the question before it did not name."""
+    answers = [t["content"] for t in history if t.get("role") == "assistant"]
+    if not answers or answers[-1].startswith(CANNOT_ANSWER):
+        return []
+    out = []
+    for name in _names(answers[-1], entities):
+        entity = entities.resolve(name)
+        if entity is not None and entity.kind == "person" and name not in last \
+                and not any(mentions_entity(last, e) for e in [entity]):
+            out.append(name)
+    return list(dict.fromkeys(out))
 
 
 def _names(text: str, entities: EntityIndex) -> list[str]:
