@@ -387,13 +387,19 @@ def _hard_checks(q: Question, e: Evidence, entities: EntityIndex, actor: Entity 
     asked_for_actor = (q.intent == "person" and actor is not None and actor.kind == "person") or \
         (q.intent == "organisation" and actor is not None and actor.kind == "organisation")
     if len(q.subjects) == 1 and actor is not None and actor not in q.subjects and q.intent != "list" \
-            and not asked_for_actor:  # "Who runs Flow Control?": the person acting is the answer, not another party
+            and not asked_for_actor and not _part_of_name(actor, q.subjects[0]):  # "Who runs Flow Control?": the person acting is the answer, not another party
         subject = q.subjects[0]
         at = first_mention(s.text, subject)
         # The subject only appears after a preposition or as an object: the fact is the actor's, not the subject's.
         if at is not None and _PREPOSITION_BEFORE.search(s.text[:at]) and actor.kind in ("organisation", "person"):
             e.eligible = False
             e.rejected = f"the sources say this of {actor.name}, not of {subject.name}"
+
+
+def _part_of_name(entity: Entity, subject: Entity) -> bool:
+    """"Circle" read on its own inside "Members of Crest Circle ...": a piece of the subject's name, not another party."""
+    parts = {w.lower() for n in subject.names() for w in words(n)}
+    return bool(parts) and all(w.lower() in parts for n in entity.names() for w in words(n))
 
 
 def _role_check(q: Question, s: Sentence, entities: EntityIndex) -> str:

@@ -184,6 +184,9 @@ def _names_in(core: str, entities: EntityIndex) -> tuple[list[tuple[str, Entity]
         # A capitalised first word is a question word, a verb or framing unless the sources use it as a name.
         if m.sentence_initial and len(parts) == 1 and entities.resolve(name) is None:
             continue
+        if m.sentence_initial and len(parts) == 1 and is_common_word(name) and not is_acronym(name) \
+                and re.match(r"\s+[a-z]", core[m.end:]) and " " in core[m.end:].strip():
+            continue  # "Health committee chair?": a capitalised first word that qualifies a common noun
         if name.upper() in TITLE_ACRONYMS or name.lower() in TITLE_WORDS:
             continue
         if _PERIOD.fullmatch(name):
