@@ -268,8 +268,8 @@ _ORDINAL = re.compile(r"^\s*(?:first|second|third|fourth|fifth|sixth|finally|las
 def _defined_term(s: Sentence, before: list[Sentence]) -> Sentence | None:
     """The heading ``s`` sits under when it is a term being defined (a name, as in a
     glossary or a list of groups and users: one word), not a section title."""
-    if not s.heading or len(s.heading.split()) > DEFINED_TERM_WORDS:
-        return None
+    if not s.heading or len(s.heading.split()) > DEFINED_TERM_WORDS or re.match(r"[A-Z][a-z]", s.heading.strip()):
+        return None  # a capitalised word ("Reservoirs") titles a section; a term ("dialout", "www-data") is an identifier
     for x in reversed(before):
         if x.is_heading:
             return x if x.text.lstrip("#").strip().rstrip(":") == s.heading.strip().rstrip(":") else None

@@ -53,7 +53,8 @@ _FIGURE = re.compile(
     r"fees|rate|figure|total|value|size|sum|budget|revenue|revenues|sales|margin|profit|loss|income|salary|pay|"
     r"valuation|stake|count|capacity|growth|increase|decrease|tag)\b|\bwhat (?:share|proportion|fraction|portion)\b", re.I)
 _FIGURE_VERB = re.compile(r"^\s*(?:what|how much)\s+(?:did|does|do|will|would|has|have|had|is|was)\s+(?:\w+\s+){1,6}?"
-                          r"(?:spend|pay|cost|earn|charge|invest|owe|fetch)\b", re.I)  # "What did Torvik pay for ...?": an amount
+                          r"(?:spend|pay|cost|earn|charge|invest|owe|fetch)\b(?!\s+for\s*[?.]?\s*$)", re.I)
+# "What did Torvik pay for the sensor maker?" asks an amount; "What does the loan pay for?" asks a purpose.
 _FIGURE_NOUN = re.compile(r"^\s*what(?:'s| is| was| are| were| will be)\b.{0,50}\b(?:profit|profits|revenue|revenues|sales|"
                           r"price|prices|cost|costs|budget|margin|earnings|income|loss|losses|salary|valuation|fee|fees|"
                           r"rate|dividend|debt|capex|spending|turnover|ebitda|eps)\b", re.I)
