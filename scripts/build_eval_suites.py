@@ -48,11 +48,11 @@ MAX_REPEATED = 0.10  # share of a briefing's sentences that may appear twice (th
 # Set just below the measured results of the offline engine (the closing note of the offline-answers issue
 # records them): a drop fails CI. They are floors, not the targets.
 THRESHOLDS = {
-    "qa_dev": {"min_pass_rate": 0.48, "min_answer_accuracy": 0.45, "min_refusal_recall": 0.54, "min_citation_validity": 1.0},
-    "qa_heldout": {"min_pass_rate": 0.41, "min_answer_accuracy": 0.38, "min_refusal_recall": 0.48,
+    "qa_dev": {"min_pass_rate": 0.54, "min_answer_accuracy": 0.5, "min_refusal_recall": 0.61, "min_citation_validity": 1.0},
+    "qa_heldout": {"min_pass_rate": 0.46, "min_answer_accuracy": 0.42, "min_refusal_recall": 0.53,
                    "min_citation_validity": 1.0},
-    "chat_dev": {"min_pass_rate": 0.14, "min_answer_accuracy": 0.4, "min_refusal_recall": 0.58, "min_citation_validity": 1.0},
-    "chat_heldout": {"min_pass_rate": 0.0, "min_answer_accuracy": 0.4, "min_refusal_recall": 0.4,
+    "chat_dev": {"min_pass_rate": 0.25, "min_answer_accuracy": 0.46, "min_refusal_recall": 0.58, "min_citation_validity": 1.0},
+    "chat_heldout": {"min_pass_rate": 0.0, "min_answer_accuracy": 0.45, "min_refusal_recall": 0.42,
                      "min_citation_validity": 1.0},
     # Floors just below what the offline engine measured (dev: thesis 0.97, figures 0.92, 1 false section, repeated
     # 0.098, timeline 0.93, open questions 0.94; held-out: 0.81, 0.89, 0, 0.054, 0.89, 0.33).
@@ -62,7 +62,7 @@ THRESHOLDS = {
     "briefing_heldout": {"min_pass_rate": 0.85, "min_citation_validity": 1.0, "min_thesis_recall": 0.76,
                          "min_figure_placement": 0.85, "max_false_sections": 1, "max_repeated_share": 0.08,
                          "min_timeline_recall": 0.85, "min_open_question_recall": 0.28},
-    "qa_distractors": {"min_pass_rate": 0.42, "min_answer_accuracy": 0.35, "min_refusal_recall": 0.55,
+    "qa_distractors": {"min_pass_rate": 0.45, "min_answer_accuracy": 0.37, "min_refusal_recall": 0.6,
                        "min_citation_validity": 1.0},
 }
 
