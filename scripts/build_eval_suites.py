@@ -50,11 +50,14 @@ MAX_REPEATED = 0.10  # share of a briefing's sentences that may appear twice (th
 # Set just below the measured results of the offline engine (the closing note of the offline-answers issue
 # records them): a drop fails CI. They are floors, not the targets.
 THRESHOLDS = {
-    "qa_dev": {"min_pass_rate": 0.48, "min_answer_accuracy": 0.44, "min_refusal_recall": 0.54, "min_citation_validity": 1.0},
-    "qa_heldout": {"min_pass_rate": 0.41, "min_answer_accuracy": 0.38, "min_refusal_recall": 0.48,
+    # Measured after issues 10 (part 2) and 13 together: qa_dev 0.55 / 0.50 / 0.64 (pass rate / answer accuracy /
+    # refusal recall), chat_dev 0.22 / 0.47 / 0.60, qa_heldout 0.48 / 0.44 / 0.56, chat_heldout 0 / 0.48 / 0.44,
+    # qa_distractors 0.47 / 0.39 / 0.62.
+    "qa_dev": {"min_pass_rate": 0.53, "min_answer_accuracy": 0.49, "min_refusal_recall": 0.61, "min_citation_validity": 1.0},
+    "qa_heldout": {"min_pass_rate": 0.46, "min_answer_accuracy": 0.42, "min_refusal_recall": 0.53,
                    "min_citation_validity": 1.0},
-    "chat_dev": {"min_pass_rate": 0.14, "min_answer_accuracy": 0.4, "min_refusal_recall": 0.58, "min_citation_validity": 1.0},
-    "chat_heldout": {"min_pass_rate": 0.0, "min_answer_accuracy": 0.4, "min_refusal_recall": 0.4,
+    "chat_dev": {"min_pass_rate": 0.2, "min_answer_accuracy": 0.46, "min_refusal_recall": 0.58, "min_citation_validity": 1.0},
+    "chat_heldout": {"min_pass_rate": 0.0, "min_answer_accuracy": 0.45, "min_refusal_recall": 0.42,
                      "min_citation_validity": 1.0},
     # Floors just below what the offline engine measured (dev: thesis 0.98, figures 0.91, 1 false section, repeated
     # 0.096, timeline 0.97, open questions 0.97; held-out: 0.86, 0.90, 0, 0.054, 0.92, 0.33).
@@ -64,7 +67,7 @@ THRESHOLDS = {
     "briefing_heldout": {"min_pass_rate": 0.85, "min_citation_validity": 1.0, "min_thesis_recall": 0.83,
                          "min_figure_placement": 0.87, "max_false_sections": 1, "max_repeated_share": 0.08,
                          "min_timeline_recall": 0.89, "min_open_question_recall": 0.28},
-    "qa_distractors": {"min_pass_rate": 0.42, "min_answer_accuracy": 0.35, "min_refusal_recall": 0.55,
+    "qa_distractors": {"min_pass_rate": 0.45, "min_answer_accuracy": 0.37, "min_refusal_recall": 0.6,
                        "min_citation_validity": 1.0},
     # Measured with the BM25 postings (issue 13): hit@10 0.48, hit@1 0.16, hit@5 0.41, MRR 0.26 (FTS5 before it:
     # 0.49, 0.17, 0.40, 0.27). The misses are mostly questions in other words than the passage's.

@@ -42,8 +42,30 @@ def _cite(s: Sentence) -> Citation:
 def _draft(chosen: Sequence[Sentence], confidence: float, *, text: str | None = None) -> AnswerDraft:
     ordered = sorted(dict.fromkeys(chosen), key=lambda s: s.index)
     answer = text if text is not None else " ".join(s.text for s in ordered)
-    return AnswerDraft(answer=answer, refused=False, citations=[_cite(s) for s in ordered],
+    citations: list[Citation] = []
+    for i, s in enumerate(ordered):
+        if i > 0 and ordered[i - 1].is_heading and len(ordered[i - 1].text.split()) <= DEFINED_TERM_WORDS \
+                and citations and citations[-1].quote == ordered[i - 1].text:
+            joined = _joined_quote(ordered[i - 1], s)
+            if joined is not None:
+                citations[-1] = Citation(source=s.ctx.source, chunk_id=s.ctx.id, quote=joined)
+                continue
+        citations.append(_cite(s))
+    return AnswerDraft(answer=answer, refused=False, citations=citations,
                        confidence=round(max(0.0, min(1.0, confidence)), 3))
+
+
+def _joined_quote(heading: Sentence, s: Sentence) -> str | None:
+    """A term heading ("dialout") and the sentence right under it as one verbatim quote: the term alone is too
+    short to cite, and the sentence alone does not name what it defines."""
+    chunk = s.ctx.chunk
+    if heading.ctx.chunk.id != chunk.id:
+        return None
+    a, b = heading.doc_start - chunk.start, s.doc_start - chunk.start + len(s.text)
+    if a < 0 or b > len(chunk.text) or chunk.text[a:a + len(heading.text)] != heading.text \
+            or chunk.text[b - len(s.text):b] != s.text or chunk.text[a + len(heading.text):b - len(s.text)].strip():
+        return None
+    return chunk.text[a:b]
 
 
 def _refuse(reason: str) -> AnswerDraft:
@@ -57,7 +79,56 @@ def _quoted(words: Sequence[str]) -> str:
 
 # ------------------------------------------------------------------ the answer
 def answer_question(question: str, context: list[ContextChunk]) -> AnswerDraft:
-    """Extractive answer from ``context``, or a refusal that says what was found and what is missing."""
+    """Extractive answer from ``context``, or a refusal that says what was found and what is missing.
+
+    A question in several parts ("How many branches will close, and how do they break down?") is answered part
+    by part, each later part read in the light of the first (its names, its topic); it is refused when a part
+    cannot be answered on its own, the question is answered whole (a later part may lean on the first)."""
+    parts = split_question(question)
+    if len(parts) > 1:
+        combined = _multipart_answer(parts, context)
+        if not combined.refused:
+            return combined
+    return _answer_one(question, context)
+
+
+_PART_BREAK = re.compile(r"(?:,\s*(?:and|or|but)\s+|\s+and\s+|;\s*|\?\s+(?=[A-Z]))(?=(?:how|what|which|when|who|why|where|"
+                         r"whether|does|do|did|is|are|was|were|will|can)\b)", re.I)
+
+
+def split_question(question: str) -> list[str]:
+    """The parts of a question that asks several things: split before a new question word ("..., and how much?",
+    "... and what each one costs"), not inside one clause ("sales and profit")."""
+    main, sep, context_part = question.partition(" (context: ")
+    if sep:
+        return [question]
+    pieces = [p.strip(" ,;") for p in _PART_BREAK.split(main) if p and p.strip(" ,;?")]
+    if len(pieces) < 2 or len(pieces) > 4:
+        return [question]
+    pieces = [p.rstrip("?.! ") for p in pieces]
+    first = pieces[0] + "?"
+    return [first] + [f"{p}? (context: {pieces[0]})" for p in pieces[1:]]
+
+
+def _multipart_answer(parts: list[str], context: list[ContextChunk]) -> AnswerDraft:
+    drafts = [_answer_one(p, context) for p in parts]
+    for part, draft in zip(parts, drafts):
+        if draft.refused:
+            asked = part.partition(" (context: ")[0]
+            return _refuse(f"{draft.refusal_reason} ({asked.rstrip('?')})" if len(drafts) > 1 else draft.refusal_reason or "")
+    citations: list[Citation] = []
+    texts: list[str] = []
+    for draft in drafts:
+        new = [c for c in draft.citations if c not in citations]
+        if not new:
+            continue
+        citations += new
+        texts.append(draft.answer if len(new) == len(draft.citations) else " ".join(c.quote for c in new))
+    return AnswerDraft(answer=" ".join(texts), refused=False, citations=citations,
+                       confidence=min(d.confidence for d in drafts))
+
+
+def _answer_one(question: str, context: list[ContextChunk]) -> AnswerDraft:
     every = split_sentences(context)
     sentences = [s for s in every if not s.is_heading]
     if not sentences:
@@ -116,7 +187,19 @@ def _best_answer(q: Question, sentences: list[Sentence], entities: EntityIndex,
     related = _related_documents(best.sentence.doc_id, sentences)
     chosen = [e.sentence for e in eligible if e.answers and e.score >= best.score - MARGIN
               and (e.sentence.doc_id in related or (q.subjects and e.subject))][:limit]
-    return _draft(_with_context(chosen, all_sentences or sentences), best.probability)
+    elaborate = q.intent in ELABORATED
+    return _draft(_with_context(chosen, all_sentences or sentences, elaborate=elaborate), best.probability)
+
+
+# Intents whose answer is an account rather than one fact: the sentences right after the chosen one that carry it on
+# ("... with a community benefits plan." then "The bank pledged $250 million ..." and "It also promised ...").
+ELABORATED = {"summary"}
+ELABORATION = 3  # sentences at most
+_CARRIES_ON = re.compile(r"^\s*(?:it|its|they|their|he|she|this|these|the (?:\w+ )?(?:company|firm|bank|group|lender|"
+                         r"retailer|carrier|airline|agency|authority|department|insurer|chain|utility|maker|deal|plan|"
+                         r"board|program|programme|union|council|committee|commission|city|state|regulator|audit|"
+                         r"auditor|segment|report|plant|service|proposal|agreement|contract)\b)|^\s*(?:also|in addition|"
+                         r"additionally|further|furthermore|moreover|first|second|third|finally)\b", re.I)
 
 
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•·]|\(?\d{1,2}[.)]|\(?[a-z][.)])\s+")
@@ -124,7 +207,7 @@ _ANAPHORA = re.compile(r"^\s*(?:it|its|they|their|this|these|that|those|he|she|t
                        r"field|option|program|programme|package|file|directory|command|value|unit|service)\b", re.I)
 
 
-def _with_context(chosen: list[Sentence], every: list[Sentence]) -> list[Sentence]:
+def _with_context(chosen: list[Sentence], every: list[Sentence], *, elaborate: bool = False) -> list[Sentence]:
     """What a chosen sentence needs to be read on its own: the items of a list it introduces ("four routes:",
     "three priorities" then "First, ..."), the heading it defines ("dialout" for "Members of this group ..."),
     the sentence its pronoun points to ("It had uid 37.")."""
@@ -140,6 +223,9 @@ def _with_context(chosen: list[Sentence], every: list[Sentence]) -> list[Sentenc
         if at is None:
             out.append(s)
             continue
+        term = _defined_term(s, siblings[:at])
+        if term is not None and (_ANAPHORA.search(s.text) or siblings[at - 1] is term):
+            out.append(term)  # "dialout" then "Members of this group can reconfigure the modem": the term it defines
         if _ANAPHORA.search(s.text) and at > 0 and _adjacent(siblings[at - 1], s, every):
             out.append(siblings[at - 1])
         out.append(s)
@@ -152,6 +238,12 @@ def _with_context(chosen: list[Sentence], every: list[Sentence]) -> list[Sentenc
         if _OPENS_ACCOUNT.search(s.text) and at + 1 < len(siblings) and len(siblings[at + 1].text) < 140 \
                 and _LEANS_BACK.search(siblings[at + 1].text) and _adjacent(s, siblings[at + 1], every):
             out.append(siblings[at + 1])
+        if elaborate:
+            for x in siblings[at + 1:at + 1 + ELABORATION]:
+                if not (_CARRIES_ON.match(x.text) or re.search(r"\b(?:also|too)\b", x.text[:40])) \
+                        or not _adjacent(out[-1], x, every):
+                    break
+                out.append(x)
         announces = s.text.rstrip().endswith(":") or _ANNOUNCES.search(s.text)
         if announces:
             for x in siblings[at + 1:at + 9]:
@@ -171,6 +263,20 @@ _PRONOUN_OPENING = re.compile(r"^\s*(?:it|this|that|they|these)\s+(?:is|are|was|
 _OPENS_ACCOUNT = re.compile(r"\w:\s+\S")
 _LEANS_BACK = re.compile(r"\b(?:it|its|them|they|their)\b", re.I)
 _ORDINAL = re.compile(r"^\s*(?:first|second|third|fourth|fifth|sixth|finally|lastly|next|also)\b[,:]?", re.I)
+
+
+def _defined_term(s: Sentence, before: list[Sentence]) -> Sentence | None:
+    """The heading ``s`` sits under when it is a term being defined (a name, as in a
+    glossary or a list of groups and users: one word), not a section title."""
+    if not s.heading or len(s.heading.split()) > DEFINED_TERM_WORDS or re.match(r"[A-Z][a-z]", s.heading.strip()):
+        return None  # a capitalised word ("Reservoirs") titles a section; a term ("dialout", "www-data") is an identifier
+    for x in reversed(before):
+        if x.is_heading:
+            return x if x.text.lstrip("#").strip().rstrip(":") == s.heading.strip().rstrip(":") else None
+    return None
+
+
+DEFINED_TERM_WORDS = 1
 
 
 def _adjacent(a: Sentence, b: Sentence, every: list[Sentence]) -> bool:
@@ -220,6 +326,9 @@ def _why_not(q: Question, scored: list[Evidence], sentences: list[Sentence], bes
         about = f"{subjects}'s " if q.subjects else ""
         return f"the sources say nothing about {about}{_quoted(missing)}"
     top = best or max(scored, key=lambda e: e.score, default=None)
+    strongest = max(scored, key=lambda e: e.score, default=None)
+    if strongest is not None and strongest.rejected and (top is None or strongest.score > top.score):
+        top = strongest  # the closest candidate was ruled out: say why
     if top is not None and top.rejected:
         return top.rejected
     kind = _TYPE_NAMES.get(q.intent)
@@ -231,15 +340,15 @@ def _why_not(q: Question, scored: list[Evidence], sentences: list[Sentence], bes
 
 
 def _attribute_words(q: Question) -> list[str]:
-    from .offline_question import _QUESTION_ONLY
+    from .offline_question import _PERIOD, _QUESTION_ONLY
     from ..language import FUNCTION_WORDS, words
 
     names = {w.lower() for n in q.subject_names for w in words(n)}
     out = []
     for w in words(q.core):
         lw = w.lower()
-        if lw in FUNCTION_WORDS or lw in _QUESTION_ONLY or lw in names or len(lw) < 3:
-            continue
+        if lw in FUNCTION_WORDS or lw in _QUESTION_ONLY or lw in names or len(lw) < 3 or _PERIOD.fullmatch(w):
+            continue  # a period ("FY2026") is looked for as a period, whatever way the sources write it
         out.append(w)
     return list(dict.fromkeys(out))
 
@@ -444,10 +553,28 @@ def condense_question(history: list[dict[str, str]], question: str) -> str:
     if not new_names and last_names and _PRONOUNS.search(question):
         return _resolve_pronouns(question, last_names[:1]) + f" (context: {last})"
     if _BARE_INTENT.match(question) or (m and not new_names):
-        return f"{question.rstrip('?').strip()}? (context: {last})"
+        # "Since when?" after "Who runs Flow Control?" -> "Beatriz Coelho ...": it asks about the fact just given, so
+        # the name that answer brought in is carried too.
+        given = _answer_names(history, last, entities) if _BARE_INTENT.match(question) else []
+        # After " | " so that it is not carried further than the next question.
+        return f"{question.rstrip('?').strip()}? (context: {last}{' | ' + given[0] if given else ''})"
     if not new_names and len(content_stems(question)) <= 3:
         return f"{question} (context: {last})"
     return question
+
+
+def _answer_names(history: list[dict[str, str]], last: str, entities: EntityIndex) -> list[str]:
+    """Names of people that the last answer gave and the question before it did not name."""
+    answers = [t["content"] for t in history if t.get("role") == "assistant"]
+    if not answers or answers[-1].startswith(CANNOT_ANSWER):
+        return []
+    out = []
+    for name in _names(answers[-1], entities):
+        entity = entities.resolve(name)
+        if entity is not None and entity.kind == "person" and name not in last \
+                and not any(mentions_entity(last, e) for e in [entity]):
+            out.append(name)
+    return list(dict.fromkeys(out))
 
 
 def _names(text: str, entities: EntityIndex) -> list[str]:

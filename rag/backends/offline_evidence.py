@@ -51,6 +51,9 @@ _VERBISH = re.compile(r"(?:['’]s\s+)?(?:,[^,]{1,60},\s*)?(?:\s+(?:on|last|this
                       r"\w+ed|\w+s)\b")
 _PREPOSITION_BEFORE = re.compile(r"\b(?:to|of|with|than|against|from|by|for|versus|vs|like|and|or|between|on|at|"
                                  r"into|toward|towards|over|about|out-\w+|outpace|beat)\s*$", re.I)
+_REPORTING_AFTER = re.compile(r"(?:['’]s\s+\w+\s+)?\s*(?:,[^,]{1,60},\s*)?(?:said|says|told|reported|noted|added|stated|"
+                              r"announced|wrote|confirmed|explained|argued|estimated|according)\b", re.I)
+_CLAUSE_BEFORE = re.compile(r"[,;:]\s*(?:the\s+|a\s+|an\s+)?$|[,;:]\s*(?:\w+\s+){0,3}$")
 _FORMER = re.compile(r"\b(?:former|ex-|onetime|one-time|previous|retired|late)\s+(?:\w+\s+){0,3}$", re.I)
 
 
@@ -98,7 +101,8 @@ def score_sentences(q: Question, sentences: Sequence[Sentence], entities: Entity
     anchored = [t for t in terms if t in present]
     anchored_total = sum(term_weight[t] for t in anchored)
     # The most specific question word the sources use (a word in every sentence says nothing about which one).
-    rare = [t for t in anchored if t in q.terms and weights.get(t, absent) > weights["__absent__"] * 0.5]
+    rare = [t for t in anchored if t in q.terms and weights.get(t, absent) > weights["__absent__"] * 0.5
+            and (not RAREST_NOUNS or _is_noun(q.lemmas.get(t, t)))]
     rarest = max(rare, key=lambda t: (weights.get(t, absent), t)) if len(anchored) >= 2 and rare else None
     qvec = question_vector(q)
     strategy = {stem(w) for w in STRATEGY_WORDS}
@@ -192,6 +196,8 @@ def actor_of(text: str, entities: EntityIndex) -> Entity | None:
         after = text[m.end:m.end + 80]
         if not _VERBISH.match(after) or _PREPOSITION_BEFORE.search(text[:m.start]):
             continue
+        if _REPORTING_AFTER.match(after) and _CLAUSE_BEFORE.search(text[:m.start]):
+            continue  # "..., the union said": the source of the report, not the one who acts in it
         if best is None or m.start < best[0]:
             best = (m.start, entity)
     return best[1] if best else None
@@ -244,6 +250,9 @@ def _typed(q: Question, s: Sentence, entities: EntityIndex) -> bool:
     if q.intent == "person":
         if any(e.kind == "person" and e not in q.subjects and mentions_entity(text, e) for e in entities.entities):
             return True
+        if WHO_MAY_BE_ORGANISATION and not q.role and any(
+                e.kind == "organisation" and e not in q.subjects and mentions_entity(text, e) for e in entities.entities):
+            return True  # "Who is buying Pinecrest?": a company acts as often as a person does
         # "Who did Kroger hire?" is answered by "a former Walmart U.S. CEO" too.
         return q.object_question and any(w.lower() in TITLE_WORDS or w in TITLE_ACRONYMS for w in words(text))
     if q.intent == "organisation":
@@ -313,7 +322,18 @@ def _acronym_titles(text: str) -> list[str]:
     return out
 
 
-RAREST_REQUIRED = False
+RAREST_REQUIRED = True
+WHO_MAY_BE_ORGANISATION = True
+RAREST_INTENTS = ("figure",)
+RAREST_NOUNS = True  # only a noun names the thing asked about ("backup" user, "school" clinics); "whole", "take" do not
+
+
+def _is_noun(word: str) -> bool:
+    from lemminflect import getAllLemmas
+
+    found = getAllLemmas(word)
+    return "NOUN" in found and "VERB" not in found and "ADJ" not in found
+BOUND_REQUIRED = True
 ANCHOR_MIN = 0.0  # share (IDF-weighted) of the question's words found in the sources that an answer must contain
 
 
@@ -331,7 +351,7 @@ def _hard_checks(q: Question, e: Evidence, entities: EntityIndex, actor: Entity 
     if 2 <= len(q.subjects) <= 3 and f["subject"] + f["subject_near"] < 1.0 and q.intent not in ("list", "comparison"):
         e.eligible = False  # "When will Meridian start flying to Maranta Falls?": both names, or it is someone else's route
         return
-    if RAREST_REQUIRED and rarest and rarest not in e.stems and not f["thesis"] and q.intent not in ("summary", "list"):
+    if RAREST_REQUIRED and rarest and rarest not in e.stems and not f["thesis"] and q.intent in RAREST_INTENTS:
         e.eligible = False  # "When will the Water Authority launch satellites?": "launch" alone does not answer it
         return
     if q.periods and not _names_periods(q.periods, s):
@@ -340,7 +360,7 @@ def _hard_checks(q: Question, e: Evidence, entities: EntityIndex, actor: Entity 
     if q.past and _pending(q, s):
         e.eligible, e.rejected = False, "the sources say it has not happened yet"
         return
-    if q.counted and q.intent == "figure" and not f["bound"]:
+    if q.intent == "figure" and (q.counted or BOUND_REQUIRED) and not f["bound"]:
         e.eligible = False  # "how many doses": a figure of schools is not an answer
         return
     if FOCUS_REQUIRED and q.focus and q.intent not in ("person", "organisation") and not _has_focus(q, s, e.stems):
@@ -354,18 +374,32 @@ def _hard_checks(q: Question, e: Evidence, entities: EntityIndex, actor: Entity 
         if reason:
             e.eligible, e.rejected = False, reason
             return
+    if q.doer:
+        reason = _doer_check(q, s)
+        if reason:
+            e.eligible, e.rejected = False, reason
+            return
     if q.relation:
         reason = _direction_check(q, s, entities)
         if reason:
             e.eligible, e.rejected = False, reason
             return
-    if len(q.subjects) == 1 and actor is not None and actor not in q.subjects and q.intent != "list":
+    asked_for_actor = (q.intent == "person" and actor is not None and actor.kind == "person") or \
+        (q.intent == "organisation" and actor is not None and actor.kind == "organisation")
+    if len(q.subjects) == 1 and actor is not None and actor not in q.subjects and q.intent != "list" \
+            and not asked_for_actor and not _part_of_name(actor, q.subjects[0]):  # "Who runs Flow Control?": the person acting is the answer, not another party
         subject = q.subjects[0]
         at = first_mention(s.text, subject)
         # The subject only appears after a preposition or as an object: the fact is the actor's, not the subject's.
         if at is not None and _PREPOSITION_BEFORE.search(s.text[:at]) and actor.kind in ("organisation", "person"):
             e.eligible = False
             e.rejected = f"the sources say this of {actor.name}, not of {subject.name}"
+
+
+def _part_of_name(entity: Entity, subject: Entity) -> bool:
+    """"Circle" read on its own inside "Members of Crest Circle ...": a piece of the subject's name, not another party."""
+    parts = {w.lower() for n in subject.names() for w in words(n)}
+    return bool(parts) and all(w.lower() in parts for n in entity.names() for w in words(n))
 
 
 def _role_check(q: Question, s: Sentence, entities: EntityIndex) -> str:
@@ -424,6 +458,24 @@ def _direction_check(q: Question, s: Sentence, entities: EntityIndex) -> str:
             return f"the sources say {other.name} {m.group(0)} {actor.name}, not the other way round"
         return ""
     return ""
+
+
+def _doer_check(q: Question, s: Sentence) -> str:
+    """"How did the full council vote?" is not answered by "the committee voted ... to the full council": where the
+    sentence does the asked-for act, the asked-for actor must come before it, not after it as its object."""
+    assert q.doer is not None
+    head, verb = q.doer
+    tokens = [(m.start(), m.group(0)) for m in re.finditer(r"[A-Za-z]+", s.text)]
+    acts = [i for i, (_, w) in enumerate(tokens) if stem(w) == verb]
+    heads = [i for i, (_, w) in enumerate(tokens) if stem(w) == head]
+    if not acts or not heads:
+        return ""
+    if any(h < a for a in acts for h in heads):
+        return ""
+    before = [w for _, w in tokens[:acts[0]] if w.lower() not in FUNCTION_WORDS]
+    if not before:
+        return ""
+    return f"the sources say the {before[-1].lower()} {tokens[acts[0]][1]}, not the {q.lemmas.get(head, head)}"
 
 
 def _last_mention(text: str, entity: Entity) -> int | None:

@@ -52,6 +52,9 @@ _FIGURE = re.compile(
     r"\bwhat(?:'s| is| was| are| were)? (?:the )?(?:\w+ ){0,3}?(?:percent|percentage|share|number|amount|price|cost|fee|"
     r"fees|rate|figure|total|value|size|sum|budget|revenue|revenues|sales|margin|profit|loss|income|salary|pay|"
     r"valuation|stake|count|capacity|growth|increase|decrease|tag)\b|\bwhat (?:share|proportion|fraction|portion)\b", re.I)
+_FIGURE_VERB = re.compile(r"^\s*(?:what|how much)\s+(?:did|does|do|will|would|has|have|had|is|was)\s+(?:\w+\s+){1,6}?"
+                          r"(?:spend|pay|cost|earn|charge|invest|owe|fetch)\b(?!\s+for\s*[?.]?\s*$)", re.I)
+# "What did Torvik pay for the sensor maker?" asks an amount; "What does the loan pay for?" asks a purpose.
 _FIGURE_NOUN = re.compile(r"^\s*what(?:'s| is| was| are| were| will be)\b.{0,50}\b(?:profit|profits|revenue|revenues|sales|"
                           r"price|prices|cost|costs|budget|margin|earnings|income|loss|losses|salary|valuation|fee|fees|"
                           r"rate|dividend|debt|capex|spending|turnover|ebitda|eps)\b", re.I)
@@ -116,6 +119,7 @@ class Question:
     past: bool = False  # asks what happened ("How did the council vote?"), not what is planned
     figure_kind: str | None = None  # "money" | "percent" | "count" for figure questions
     relation: tuple[str, str, str] | None = None  # (actor name, verb stem, other party name) when asked
+    doer: tuple[str, str] | None = None  # "How did the full council vote?": (stem of "council", stem of "vote")
 
     @property
     def typed(self) -> bool:
@@ -140,7 +144,7 @@ def intent_of(core: str) -> str:
         return "reason"
     if _DATE.search(core):
         return "date"
-    if _FIGURE.search(core) or _FIGURE_NOUN.search(core):
+    if _FIGURE.search(core) or _FIGURE_NOUN.search(core) or _FIGURE_VERB.search(core):
         return "figure"
     if _ORG.search(core):
         return "organisation"
@@ -181,8 +185,13 @@ def _names_in(core: str, entities: EntityIndex) -> tuple[list[tuple[str, Entity]
         # A capitalised first word is a question word, a verb or framing unless the sources use it as a name.
         if m.sentence_initial and len(parts) == 1 and entities.resolve(name) is None:
             continue
+        if m.sentence_initial and len(parts) == 1 and is_common_word(name) and not is_acronym(name) \
+                and re.match(r"\s+[a-z]", core[m.end:]) and " " in core[m.end:].strip():
+            continue  # "Health committee chair?": a capitalised first word that qualifies a common noun
         if name.upper() in TITLE_ACRONYMS or name.lower() in TITLE_WORDS:
             continue
+        if _PERIOD.fullmatch(name):
+            continue  # "FY2026", "Q4": a period the answer must name, not a party
         entity = entities.resolve(name) or entities.literal(name)
         if entity is None and len(parts) > 1:
             # "Amazon's and Walmart's" or "Kroger Walmart": try the words one by one.
@@ -245,6 +254,7 @@ def parse_question(question: str, entities: EntityIndex) -> Question:
     q.past = bool(re.search(r"\b(?:did|was|were|had)\b", core, re.I)) and not re.search(r"\b(?:will|plan|plans|expect|expects|"
                                                                                        r"expected|forecast|going to)\b", core, re.I)
     q.relation = _relation(core, names)
+    q.doer = _doer(core)
     if intent in ("description", "figure", "definition") and re.search(r"\b(?:stand for|stands for|short for)\b", core, re.I):
         q.intent = "definition"
     return q
@@ -321,7 +331,9 @@ def _role_of(core: str) -> list[frozenset[str]]:
             phrases += [acronym.lower(), long.replace(" officer", "")]
     words_ = re.findall(r"[a-z]+", low)
     for word in words_:
-        key = word if word in _ROLE_ALTERNATIVES else stem(word) if stem(word) in _ROLE_ALTERNATIVES else None
+        verb = getAllLemmas(word).get("VERB", ("",))[0]  # "running" is a noun too; here it is the verb
+        key = word if word in _ROLE_ALTERNATIVES else stem(word) if stem(word) in _ROLE_ALTERNATIVES else \
+            verb if verb in _ROLE_ALTERNATIVES else None
         if key is not None:
             phrases += _ROLE_ALTERNATIVES[key]
     titles = [w for w in words_ if w in TITLE_WORDS and w not in {"member", "former", "acting", "interim", "senior",
@@ -329,6 +341,27 @@ def _role_of(core: str) -> list[frozenset[str]]:
     if titles:
         phrases.append(" ".join(titles))  # "chief executive", "vice president", "chair"
     return list(dict.fromkeys(frozenset(stem(w) for w in p.split()) for p in phrases))
+
+
+_DOER = re.compile(r"^\s*(?i:how|when|why|where|what|which \w+|how much|how many)\s+(?i:did|does|do|will|would|has|have|had|"
+                   r"can|could|should|is|are|was|were)\s+(?i:the|its|their|this|that|these|those)\s+((?:[a-z][\w-]*\s+){1,4})")
+
+
+def _doer(core: str) -> tuple[str, str] | None:
+    """The common-noun actor of a question and what it does: "How did the full council vote ...?" -> (council,
+    vote). A sentence where the committee votes and the council is only its object does not answer it."""
+    m = _DOER.match(core)
+    if not m:
+        return None
+    words_ = m.group(1).split()
+    for i, w in enumerate(words_[1:], start=1):
+        found = getAllLemmas(w.lower())
+        if "VERB" in found and not w.lower().endswith("s"):
+            head = words_[i - 1].lower()
+            if "NOUN" not in getAllLemmas(head) or head in FUNCTION_WORDS:
+                return None
+            return stem(head), stem(w)
+    return None
 
 
 _RELATION_VERBS = r"(?:pay|pays|paid|paying|owe|owes|owed|buy|buys|bought|buying|acquire|acquires|acquired|hire|hires|" \
