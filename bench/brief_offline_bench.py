@@ -1,7 +1,7 @@
 """`rag brief` offline on 200 documents, end to end through the CLI (fresh index, interpreter start-up included).
 
 Two corpora of 200 documents each:
-- news: the 22 blind-written business-news articles of evals/corpora/brief-* and the seed, copied to 200
+- news: the blind-written business-news articles of evals/corpora/brief*-* and the seed, copied to 200
   files (each copy its own document, so every one is indexed, summarized and merged into the briefing);
 - synthetic: 200 documents of bench/synth_corpus.py (news-like sentences about retail companies).
 
@@ -29,9 +29,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 MARK = "## Offline briefing at 200 documents"
 
 
-def news_corpus(root: Path, n: int) -> Path:
-    sources = sorted(p for d in (ROOT / "evals" / "corpora").glob("brief*-*") for p in d.glob("*.txt")) + \
+def news_sources() -> list[Path]:
+    return sorted(p for d in (ROOT / "evals" / "corpora").glob("brief*-*") for p in d.glob("*.txt")) + \
         sorted((ROOT / "seeds").glob("*.txt"))
+
+
+def news_corpus(root: Path, n: int) -> Path:
+    sources = news_sources()
     out = root / "news"
     out.mkdir(parents=True)
     for i in range(n):
@@ -97,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in rows.items():
         lines.append(f"| {name} | {r['documents']} | {r['mb']:.1f} | {r['fresh']:.1f} | {r['resumed']:.1f} | "
                      f"{r['organisations']} | {r['timeline']} |")
-    lines += ["", "news: the 22 blind-written articles of `evals/corpora/brief-*` and the seed, copied to 200 files; "
+    n_articles = len(news_sources())
+    lines += ["", f"news: {n_articles} files (the blind-written articles of `evals/corpora/brief*-*` and the seed), copied to 200 files; "
               "synthetic: `bench/synth_corpus.py`. The target is under a minute for a fresh run.", "",
               f"Reproduce: `.venv/bin/python bench/brief_offline_bench.py --out bench/RESULTS.md`", ""]
     text = "\n".join(lines)
