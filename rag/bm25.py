@@ -175,10 +175,16 @@ def idf(n_docs: int, df: int) -> float:
 
 
 def term_scores(rows: np.ndarray, tfs: np.ndarray, lengths: np.ndarray, n_docs: int, avgdl: float) -> np.ndarray:
-    """BM25 contribution of one term to each chunk in ``rows`` (float32)."""
+    """BM25 contribution of one term to each chunk in ``rows`` (float32); ``lengths`` is indexed by rowid."""
+    return contributions(tfs, lengths[rows], n_docs, avgdl)
+
+
+def contributions(tfs: np.ndarray, lengths: np.ndarray, n_docs: int, avgdl: float) -> np.ndarray:
+    """BM25 contribution of one term to each of its postings: term frequencies and the chunks' lengths, one per
+    posting (so the term's document frequency is their number)."""
     tf = tfs.astype(np.float32)
-    norm = K1 * (1.0 - B + B * lengths[rows].astype(np.float32) / np.float32(avgdl))
-    return (np.float32(idf(n_docs, len(rows))) * tf * np.float32(K1 + 1.0) / (tf + norm)).astype(np.float32)
+    norm = K1 * (1.0 - B + B * lengths.astype(np.float32) / np.float32(avgdl))
+    return (np.float32(idf(n_docs, len(tf))) * tf * np.float32(K1 + 1.0) / (tf + norm)).astype(np.float32)
 
 
 def top_k(postings: list[tuple[np.ndarray, np.ndarray, float]], k: int, size: int) -> tuple[np.ndarray, np.ndarray]:

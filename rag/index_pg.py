@@ -30,7 +30,6 @@ from .index import _pages, nearest_hits
 from .pipeline import Prepared, prepare_chunks
 from .types import Chunk, Document, Hit, Span
 
-K1, B = bm25.K1, bm25.B  # as the SQLite store
 _POSTINGS_CACHE_BYTES = 256 << 20  # per worker: term postings kept between searches (per index generation)
 
 
@@ -396,19 +395,17 @@ class PostgresIndex:
             avgdl = total / n if total else 1.0
             for term, rows in fetched.items():
                 arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
-                ids, tf, length = arr[:, 0], arr[:, 1].astype(np.float32), arr[:, 2].astype(np.float32)
-                scores = (np.float32(bm25.idf(int(n), len(ids))) * tf * np.float32(K1 + 1.0)
-                          / (tf + np.float32(K1) * (1.0 - B + B * length / np.float32(avgdl)))).astype(np.float32)
+                ids, scores = arr[:, 0], bm25.contributions(arr[:, 1], arr[:, 2], int(n), avgdl)
                 terms[term] = (ids, scores, float(scores.max()) if len(scores) else 0.0)
                 if cache is not None:
                     cache["bytes"] += ids.nbytes + scores.nbytes
-            while cache is not None and cache["bytes"] > _POSTINGS_CACHE_BYTES and len(terms) > len(wanted):
-                _, (ids, scores, _) = terms.popitem(last=False)  # least recently used first
-                cache["bytes"] -= ids.nbytes + scores.nbytes
-        for t in wanted:
-            if cache is not None and t in terms:
+        if cache is not None:  # this query's terms last, so evicting the least recently used never drops one of them
+            for t in wanted:
                 terms.move_to_end(t)
-        postings = [terms[t] for t in wanted if t in terms and len(terms[t][0])]
+            while cache["bytes"] > _POSTINGS_CACHE_BYTES and len(terms) > len(wanted):
+                _, (ids, scores, _) = terms.popitem(last=False)
+                cache["bytes"] -= ids.nbytes + scores.nbytes
+        postings = [terms[t] for t in wanted if len(terms[t][0])]
         if not postings:
             return []
         size = int(max(p[0][-1] for p in postings)) + 1

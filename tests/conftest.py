@@ -67,3 +67,11 @@ _databases = iter(range(1, 1_000_000))
 def pg_url(pg_cluster) -> str:
     """A new, empty database on the session's server."""
     return pg_cluster.create_database(f"t{os.getpid()}_{next(_databases)}")
+
+
+@pytest.fixture
+def chunker():
+    """The chunker the index tests use (300 tokens, one sentence of overlap)."""
+    from rag.chunk import Chunker
+
+    return Chunker(max_tokens=300, overlap=1)

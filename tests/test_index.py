@@ -83,11 +83,6 @@ def store(index_path: Path):
     s.close()
 
 
-@pytest.fixture
-def chunker() -> Chunker:
-    return Chunker(max_tokens=300, overlap=1)
-
-
 # ------------------------------------------------------------------ incremental runs
 def test_reindexing_unchanged_files_writes_nothing(tmp_path: Path, store: SQLiteIndex, chunker: Chunker, index_path: Path):
     corpus = write_corpus(tmp_path / "corpus", 5)

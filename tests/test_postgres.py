@@ -145,6 +145,22 @@ def test_source_globs_match_like_sqlite_glob(glob: str, matches: list[str], miss
         assert (text in matches) == ours, text
 
 
+def test_a_postings_cache_over_its_budget_still_ranks_every_term(tmp_path: Path, pg_url: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag.index_pg as index_pg
+
+    corpus = write_corpus(tmp_path / "corpus", 30, sentences=6)
+    lite, pgs = SQLiteIndex(tmp_path / "i.db", create=True), PostgresIndex(pg_url, create=True)
+    for store in (lite, pgs):
+        index_paths([corpus, SEEDS], store, Chunker())
+    monkeypatch.setattr(index_pg, "_POSTINGS_CACHE_BYTES", 1)  # every search evicts all it can
+    for terms in (["walmart", "marker"], ["marker", "doc3"], ["walmart", "healthcare", "marker"], ["doc3", "walmart"]):
+        a, b = lite.search(terms, k=5), pgs.search(terms, k=5)
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=2e-3), terms
+    lite.close()
+    pgs.close()
+
+
 def test_index_terms_are_the_language_layers_stems() -> None:
     assert index_terms("Strategies of the retailers' façades") == ["strategy", "of", "the", "retailer", "facade"]
 

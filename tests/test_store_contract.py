@@ -43,11 +43,6 @@ def store(setting: str):
     s.close()
 
 
-@pytest.fixture
-def chunker() -> Chunker:
-    return Chunker(max_tokens=300, overlap=1)
-
-
 def snapshot(setting: str) -> dict[str, object]:
     """Everything a reader can see through the interface, from a fresh connection."""
     s = open_index(setting, readonly=True)
