@@ -37,6 +37,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
+from rag.index import CHUNK_TEXT_SQL  # noqa: E402  (after the sys.path lines)
+
 PYDOCS = Path("/usr/share/doc/python3.11/html/_sources")
 PYDOCS_CHUNKS = 12_471  # chunks of one copy with the default chunker
 K = 10
@@ -143,7 +145,7 @@ def worker_embed(a: argparse.Namespace) -> dict:
 
     db = sqlite3.connect(a.db)
     docs: dict[str, list[str]] = {}
-    for doc_id, text in db.execute('SELECT c.doc_id, substr(d.text, c.start + 1, c."end" - c.start) FROM chunks c '
+    for doc_id, text in db.execute(f"SELECT c.doc_id, {CHUNK_TEXT_SQL} FROM chunks c "
                                    "JOIN documents d ON d.id = c.doc_id ORDER BY c.rowid"):
         docs.setdefault(doc_id, []).append(text)
     emb = get_embedder()
@@ -175,7 +177,7 @@ def rag_index(db: Path, *paths: Path, fresh: bool = True) -> dict:
 # ------------------------------------------------------------------ search
 def load_chunks(db_path: Path) -> tuple[list[str], list[str]]:
     db = sqlite3.connect(db_path)
-    rows = db.execute('SELECT c.id, substr(d.text, c.start + 1, c."end" - c.start) FROM chunks c '
+    rows = db.execute(f"SELECT c.id, {CHUNK_TEXT_SQL} FROM chunks c "
                       "JOIN documents d ON d.id = c.doc_id ORDER BY c.rowid").fetchall()
     db.close()
     return [r[0] for r in rows], [r[1] for r in rows]

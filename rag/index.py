@@ -145,12 +145,48 @@ def _m8_folded_terms(db: sqlite3.Connection) -> None:
     rebuild_postings(db)
 
 
-# Chunk text is derived from documents.text by span, so it is stored once.
+# A document's text is stored once, in pieces cut at its chunks' boundaries: row key = the document's number << 32 |
+# the piece's start offset, so a chunk is the one or few pieces in [start, end) and a search reads the text of the
+# chunks it returns, not whole documents (SQLite's substr() on a long text reads every overflow page before the cut).
+_TEXT_SHIFT = 32  # documents are at most 16 MiB (ingest's limit), far below 2**32 characters
+CHUNK_TEXT_SQL = ("(SELECT group_concat(piece, '') FROM (SELECT t.text AS piece FROM doc_text t WHERE t.key BETWEEN "
+                  "(d.num << 32) + c.start AND (d.num << 32) + c.\"end\" - 1 ORDER BY t.key))")
+"""The text of chunk ``c`` of document ``d`` (SQL expression)."""
+
+
+def text_pieces(num: int, text: str, spans: Iterable[tuple[int, int]]) -> list[tuple[int, str]]:
+    """``doc_text`` rows for document number ``num``: its text cut at every chunk start and end."""
+    cuts = sorted({0, len(text), *(x for span in spans for x in span)})
+    base = num << _TEXT_SHIFT
+    return [(base | a, text[a:b]) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def _text_range(num: int) -> tuple[int, int]:
+    return num << _TEXT_SHIFT, ((num + 1) << _TEXT_SHIFT) - 1
+
+
+def _m9_text_pieces(db: sqlite3.Connection) -> None:
+    """Document text moves from ``documents.text`` into pieces at chunk boundaries (``doc_text``), keyed by a
+    document number that, unlike SQLite's implicit rowid, VACUUM never changes."""
+    if not _has_column(db, "documents", "num"):
+        db.execute("ALTER TABLE documents ADD COLUMN num INTEGER")
+    db.execute("CREATE TABLE IF NOT EXISTS doc_text (key INTEGER PRIMARY KEY, text TEXT NOT NULL)")
+    db.execute("UPDATE documents SET num = rowid WHERE num IS NULL")
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS documents_num ON documents(num)")
+    for doc_id, num in db.execute("SELECT id, num FROM documents WHERE text != ''").fetchall():
+        text = db.execute("SELECT text FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
+        spans = db.execute('SELECT start, "end" FROM chunks WHERE doc_id = ?', (doc_id,)).fetchall()
+        db.execute("DELETE FROM doc_text WHERE key BETWEEN ? AND ?", _text_range(num))
+        db.executemany("INSERT INTO doc_text (key, text) VALUES (?, ?)", text_pieces(num, text, spans))
+        db.execute("UPDATE documents SET text = '' WHERE id = ?", (doc_id,))
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_base, _m2_sessions_jobs, _m3_owners, _m4_pages, _m5_vectors,
-                                                          _m6_bm25_postings, _m7_file_signatures, _m8_folded_terms]
+                                                          _m6_bm25_postings, _m7_file_signatures, _m8_folded_terms,
+                                                          _m9_text_pieces]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_CHUNK_COLS = "c.id, c.doc_id, c.ordinal, c.start, c.\"end\", c.n_tokens, substr(d.text, c.start + 1, c.\"end\" - c.start)"
+_CHUNK_COLS = f"c.id, c.doc_id, c.ordinal, c.start, c.\"end\", c.n_tokens, {CHUNK_TEXT_SQL}"
 
 
 def _row_chunk(row: tuple) -> Chunk:
@@ -451,6 +487,8 @@ class SQLiteIndex:
                 return self.delete_document(doc_id)
         rowids = [r[0] for r in self.db.execute("SELECT rowid FROM chunks WHERE doc_id = ?", (doc_id,))]
         self._writer().delete(rowids)
+        for (num,) in self.db.execute("SELECT num FROM documents WHERE id = ?", (doc_id,)).fetchall():
+            self.db.execute("DELETE FROM doc_text WHERE key BETWEEN ? AND ?", _text_range(num))
         deleted = self.db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount > 0
         self._changed = self._changed or deleted
         return deleted
@@ -466,13 +504,16 @@ class SQLiteIndex:
                 return self.put_prepared(doc, prepared, key, owner=owner, file_signature=file_signature)
         if self.db.execute("SELECT 1 FROM documents WHERE id = ?", (doc.id,)).fetchone():
             self.delete_document(doc.id)
-        self.db.execute(
+        num = self.db.execute(
             "INSERT INTO documents (id, source, title, date, url, sha256, key, text, boilerplate, n_tokens, indexed_at, owner, pages, "
-            "file_signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (doc.id, doc.source, doc.title, doc.date, doc.url, doc.sha256, key, doc.text,
+            "file_signature, num) VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, "
+            "(SELECT coalesce(max(num), 0) + 1 FROM documents)) RETURNING num",
+            (doc.id, doc.source, doc.title, doc.date, doc.url, doc.sha256, key,
              json.dumps([[s.start, s.end] for s in doc.boilerplate]), sum(r[3] for r in prepared.rows), time.time(), owner,
              None if doc.pages is None else json.dumps(doc.pages), file_signature),
-        )
+        ).fetchall()[0][0]
+        self.db.executemany("INSERT INTO doc_text (key, text) VALUES (?, ?)",
+                            text_pieces(num, doc.text, ((s, e) for _, s, e, _ in prepared.rows)))
         writer = self._writer()
         rowids = [writer.next_rowid() for _ in prepared.rows]
         self.db.executemany(
@@ -600,7 +641,9 @@ class SQLiteIndex:
 
     def get_document(self, doc_id: str) -> Document | None:
         row = self.db.execute(
-            "SELECT id, source, title, text, sha256, date, url, boilerplate, pages FROM documents WHERE id = ?", (doc_id,)
+            "SELECT d.id, d.source, d.title, (SELECT group_concat(piece, '') FROM (SELECT t.text AS piece FROM doc_text t "
+            f"WHERE t.key BETWEEN d.num << {_TEXT_SHIFT} AND ((d.num + 1) << {_TEXT_SHIFT}) - 1 ORDER BY t.key)), "
+            "d.sha256, d.date, d.url, d.boilerplate, d.pages FROM documents d WHERE d.id = ?", (doc_id,)
         ).fetchone()
         if not row:
             return None
@@ -609,7 +652,7 @@ class SQLiteIndex:
         except (ValueError, TypeError) as err:
             raise IndexStoreError(f"the index {self.path} is damaged: document {doc_id!r} has an unreadable boilerplate record",
                                   hint="re-index that document (`rag index` on its file) or rebuild the index") from err
-        return Document(id=row[0], source=row[1], title=row[2], text=row[3], sha256=row[4], date=row[5], url=row[6], boilerplate=spans,
+        return Document(id=row[0], source=row[1], title=row[2], text=row[3] or "", sha256=row[4], date=row[5], url=row[6], boilerplate=spans,
                         pages=_pages(row[8]))
 
     def page_starts(self, doc_ids: Iterable[str]) -> dict[str, list[int]]:
@@ -627,7 +670,8 @@ class SQLiteIndex:
         return [dict(zip(keys, r)) for r in rows]
 
     def stats(self) -> dict[str, object]:
-        docs, chars, tokens = self.db.execute("SELECT count(*), coalesce(sum(length(text)), 0), coalesce(sum(n_tokens), 0) FROM documents").fetchone()
+        docs, tokens = self.db.execute("SELECT count(*), coalesce(sum(n_tokens), 0) FROM documents").fetchone()
+        chars = self.db.execute("SELECT coalesce(sum(length(text)), 0) FROM doc_text").fetchone()[0]
         chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
         return {

@@ -223,7 +223,8 @@ def _adjacent(segments: list[_Segment], run: list[_Segment]) -> bool:
 
 
 def rebuild(db: sqlite3.Connection) -> None:
-    """Postings for every chunk already in the index (the migration from the FTS5 index)."""
+    """Postings for every chunk already in the index (migrations 6 and 8, which run while document text is still
+    in ``documents.text``; migration 9 moves it into pieces)."""
     db.execute("DELETE FROM bm25_postings")
     db.execute("DELETE FROM bm25_segments")
     db.execute("DELETE FROM bm25_deleted")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,17 @@ def seeded_index(index_path: Path) -> Path:
     result = run_cli("index", str(SEEDS))
     assert result.returncode == 0, result.stderr
     return index_path
+
+
+def store_text_in_documents(db: sqlite3.Connection) -> None:
+    """Turn a current SQLite index back into the layout before migration 9 (document text in ``documents.text``),
+    so tests can build the older schemas they migrate from."""
+    for doc_id, num in db.execute("SELECT id, num FROM documents").fetchall():
+        pieces = db.execute("SELECT text FROM doc_text WHERE key >> 32 = ? ORDER BY key", (num,)).fetchall()
+        db.execute("UPDATE documents SET text = ? WHERE id = ?", ("".join(p for (p,) in pieces), doc_id))
+    db.execute("DROP TABLE doc_text")
+    db.execute("DROP INDEX documents_num")
+    db.execute("ALTER TABLE documents DROP COLUMN num")
 
 
 # ------------------------------------------------------------------ PostgreSQL: one throwaway server per test session

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import SEEDS, run_cli
+from conftest import ROOT, SEEDS, run_cli, store_text_in_documents
 from rag import bm25, postings
 from rag.chunk import Chunker
 from rag.index import SQLiteIndex, delete_documents, index_paths
@@ -154,6 +154,7 @@ def test_an_fts5_index_migrates_to_postings_with_the_same_chunks(tmp_path: Path)
     index = tmp_path / "old.db"
     assert run_cli("--index", str(index), "index", str(SEEDS)).returncode == 0
     db = sqlite3.connect(index)
+    store_text_in_documents(db)
     db.execute("DROP TABLE bm25_postings")
     db.execute("DROP TABLE bm25_segments")
     db.execute("DROP TABLE bm25_deleted")
@@ -170,6 +171,33 @@ def test_an_fts5_index_migrates_to_postings_with_the_same_chunks(tmp_path: Path)
     assert "same-day prescription delivery" in json.loads(result.stdout)[0]["chunk"]["text"]
     tables = {r[0] for r in sqlite3.connect(index).execute("SELECT name FROM sqlite_master")}
     assert "chunks_fts" not in tables and "bm25_postings" in tables
+
+
+def test_an_index_with_text_in_documents_migrates_to_text_pieces(tmp_path: Path):
+    """Migration 9 moves each document's text into pieces cut at its chunk boundaries; every chunk and document
+    reads back exactly as before, and searches return the same hits."""
+    index = tmp_path / "old.db"
+    assert run_cli("--index", str(index), "index", str(SEEDS), str(ROOT / "evals/corpora/water")).returncode == 0
+    store = SQLiteIndex(index)
+    docs = {d["id"]: store.get_document(d["id"]) for d in store.list_documents()}
+    chunks = {doc_id: store.chunks_of(doc_id) for doc_id in docs}
+    before = store.search(["prescription", "delivery"], k=5)
+    store.close()
+    assert all(c.text == docs[d].text[c.start:c.end] for d, cs in chunks.items() for c in cs)
+    assert sum(len(cs) > 1 for cs in chunks.values()), "the check needs documents of several chunks"
+    db = sqlite3.connect(index)
+    store_text_in_documents(db)
+    db.execute("UPDATE meta SET value = '8' WHERE key = 'schema_version'")
+    db.commit()
+    assert db.execute("SELECT count(*) FROM documents WHERE text != ''").fetchone()[0] == len(docs)
+    db.close()
+    assert run_cli("--index", str(index), "migrate").returncode == 0
+    store = SQLiteIndex(index)
+    assert {d: store.get_document(d) for d in docs} == docs
+    assert {d: store.chunks_of(d) for d in docs} == chunks
+    assert store.search(["prescription", "delivery"], k=5) == before
+    assert store.db.execute("SELECT count(*) FROM documents WHERE text != ''").fetchone()[0] == 0
+    store.close()
 
 
 def test_terms_come_from_the_language_layer():
