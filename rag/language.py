@@ -269,7 +269,12 @@ def _split_group(text: str, group: list[tuple[int, int, str]], initial: bool) ->
         k += 1
     owner = ""
     for k, (parts, title_parts) in enumerate(pieces):
+        stripped = False
         while parts and (parts[0][2].lower() in FUNCTION_WORDS or _bare(parts[0][2]).lower() in _INITIAL_STOP):
+            parts, stripped = parts[1:], True
+        # "In February Kestrel said ...": a month or day opening the run after a preposition is not part of the name
+        # ("the Sunday Times" mid-sentence keeps its day).
+        while stripped and len(parts) > 1 and _bare(parts[0][2]).lower() in _CALENDAR:
             parts = parts[1:]
         while parts and (_bare(parts[-1][2]).lower() in _CALENDAR or parts[-1][2].lower() in _CONNECTORS):
             parts = parts[:-1]
@@ -285,6 +290,10 @@ def _split_group(text: str, group: list[tuple[int, int, str]], initial: bool) ->
         name = name.strip(" '’\"")
         if not name or not name[0].isalnum():
             continue
+        if re.fullmatch(r"[A-Za-z]+['’](?:ve|re|m|ll|d)", name):
+            continue  # "We've", "They're": a pronoun, not a name
+        if re.fullmatch(r"[A-Z]{3}", name) and re.match(r"\s?\d", text[ms + len(name):ms + len(name) + 2]):
+            continue  # "EUR 7.99", "CHF 12": a currency code before an amount
         title = " ".join(title_parts)
         out.append(Mention(text=name, start=ms, end=ms + len(name), title=title,
                            sentence_initial=initial and k == 0 and not title and ms == group[0][0],
@@ -772,6 +781,17 @@ _WORD_FIGURE = re.compile(
 )
 
 
+_DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fifth": 5, "fifths": 5,
+                 "sixth": 6, "sixths": 6, "seventh": 7, "sevenths": 7, "eighth": 8, "eighths": 8, "ninth": 9, "ninths": 9,
+                 "tenth": 10, "tenths": 10}
+# Fractions as shares: "two-thirds", "nine-tenths"; a singular one only before "of" ("a third of its hotels", not
+# "a third store"); "half" before what it halves ("half of its revenue", "half its staff", not "the first half").
+_FRACTION = re.compile(
+    r"\b(?:(?P<num>two|three|four|five|six|seven|eight|nine)[\s-](?P<den>halves|thirds|quarters|fifths|sixths|sevenths|eighths|"
+    r"ninths|tenths)|(?P<one>a|an|one)[\s-](?P<den1>half|third|quarter|fifth|sixth|seventh|eighth|ninth|tenth)(?=\s+of\b)"
+    r"|(?<!first )(?<!second )(?<!the )(?P<half>half)(?=\s+(?:of\s+)?(?:its|their|the|all|our|his|her)\b))", re.I)
+
+
 @dataclass(frozen=True)
 class Figure:
     """A number as a value: ``text`` as written, ``value`` with its scale applied, and its kind."""
@@ -791,7 +811,8 @@ class Figure:
 
 @lru_cache(maxsize=8192)
 def figures(text: str, *, words: bool = True) -> tuple[Figure, ...]:
-    """Every figure in ``text``, digits first ("$1.2 billion", "40", "4.5%"), then number words ("two million")."""
+    """Every figure in ``text``, digits first ("$1.2 billion", "40", "4.5%"), then number words ("two million") and
+    fractions as shares ("two-thirds": 66.67 percent)."""
     found: list[Figure] = []
     for m in _FIGURE.finditer(text):
         num = float(m.group("num").replace(",", ""))
@@ -810,6 +831,15 @@ def figures(text: str, *, words: bool = True) -> tuple[Figure, ...]:
                 value *= _SCALES[m.group("scale").lower()]
             kind = "percent" if m.group("pct") else "count"
             found.append(Figure(m.group(0), value, kind, m.start(), m.end()))
+        for m in _FRACTION.finditer(text):
+            if m.group("half"):
+                share = 50.0
+            elif m.group("den1"):
+                share = 100.0 / _DENOMINATORS[m.group("den1").lower()]
+            else:
+                share = 100.0 * _NUMBER_WORDS[m.group("num").lower()] / _DENOMINATORS[m.group("den").lower()]
+            found = [f for f in found if not (m.start() <= f.start < m.end())]  # "nine" of "nine-tenths"
+            found.append(Figure(m.group(0), round(share, 4), "percent", m.start(), m.end()))
     return tuple(found)
 
 

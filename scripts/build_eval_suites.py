@@ -42,9 +42,11 @@ FROM_BOILERPLATE = {"seed-blind-15", "seed-blind-chat-05"}
 # (brief3-*) asked to vary it further, and how open questions are raised (measured once before any tuning on it).
 BRIEF_DEV = ["brief-telecom", "brief-fooddelivery", "brief-chips", "brief-insurance", "brief-timeline-grocer",
              "brief2-airports", "brief2-farmmachinery", "brief2-hospitals", "brief2-steel",
-             "brief3-windturbines", "brief3-petfood", "brief3-newspapers", "brief3-watches"]
+             "brief3-windturbines", "brief3-petfood", "brief3-newspapers", "brief3-watches",
+             "brief4-hotels", "brief4-dairy", "brief4-semirecruiting", "brief4-timeline-airline",
+             "brief5-logistics", "brief6-bookstores"]
 BRIEF_HELDOUT = ["brief-autos", "brief-cloud", "brief-consumer", "brief-shipping", "brief-timeline-pharmacy",
-                 "brief2-streaming", "brief2-banking"]
+                 "brief2-streaming", "brief2-banking", "brief4-cement", "brief4-games", "brief5-insurtech", "brief6-solar"]
 MAX_REPEATED = 0.10  # share of a briefing's sentences that may appear twice (the briefings issue's target)
 
 # Set just below the measured results of the offline engine (the closing note of the offline-answers issue
@@ -59,14 +61,15 @@ THRESHOLDS = {
     "chat_dev": {"min_pass_rate": 0.2, "min_answer_accuracy": 0.46, "min_refusal_recall": 0.58, "min_citation_validity": 1.0},
     "chat_heldout": {"min_pass_rate": 0.0, "min_answer_accuracy": 0.45, "min_refusal_recall": 0.42,
                      "min_citation_validity": 1.0},
-    # Floors just below what the offline engine measured (dev: thesis 0.98, figures 0.91, 1 false section, repeated
-    # 0.096, timeline 0.97, open questions 0.97; held-out: 0.86, 0.90, 0, 0.054, 0.92, 0.33).
+    # Floors just below what the offline engine measured after the fourth and fifth blind rounds (brief4-*, brief5-*,
+    # brief6-*; dev: thesis 0.97, figures 0.88, 4 false sections, repeated 0.096, timeline 0.94, open questions 0.98;
+    # held-out: 0.70, 0.85, 4, 0.086, 0.91, 0.44).
     "briefing_dev": {"min_pass_rate": 0.9, "min_citation_validity": 1.0, "min_thesis_recall": 0.95,
-                     "min_figure_placement": 0.88, "max_false_sections": 2, "max_repeated_share": 0.12,
-                     "min_timeline_recall": 0.94, "min_open_question_recall": 0.92},
-    "briefing_heldout": {"min_pass_rate": 0.85, "min_citation_validity": 1.0, "min_thesis_recall": 0.83,
-                         "min_figure_placement": 0.87, "max_false_sections": 1, "max_repeated_share": 0.08,
-                         "min_timeline_recall": 0.89, "min_open_question_recall": 0.28},
+                     "min_figure_placement": 0.85, "max_false_sections": 5, "max_repeated_share": 0.12,
+                     "min_timeline_recall": 0.92, "min_open_question_recall": 0.95},
+    "briefing_heldout": {"min_pass_rate": 0.8, "min_citation_validity": 1.0, "min_thesis_recall": 0.67,
+                         "min_figure_placement": 0.82, "max_false_sections": 5, "max_repeated_share": 0.1,
+                         "min_timeline_recall": 0.89, "min_open_question_recall": 0.41},
     "qa_distractors": {"min_pass_rate": 0.45, "min_answer_accuracy": 0.37, "min_refusal_recall": 0.6,
                        "min_citation_validity": 1.0},
     # Measured with the BM25 postings (issue 13): hit@10 0.48, hit@1 0.16, hit@5 0.41, MRR 0.26 (FTS5 before it:

@@ -140,7 +140,7 @@ def back_reference(text: str, focus: Entity | None, recent: Sequence[Entity]) ->
     return focus
 
 THESIS_NOUNS = ("strategy|plan|approach|model|bet|aim|goal|ambition|thesis|playbook|vision|priority|priorities|focus|"
-                "pitch|wager|gamble|formula|answer|philosophy|mission|pivot|blueprint|roadmap|game plan|idea|future")
+                "pitch|wager|gamble|formula|answer|philosophy|mission|pivot|blueprint|roadmap|game plan|idea|future|demand|demands")
 # after the noun: "to the slump", a parenthesis (", trustees say,"), then what states it
 _THESIS_AFTER_NOUN = (r"(?:\s+(?:to|for|with|in|on)\s+(?:[\w-]+\s+){0,2}?[\w-]+)?(?:,[^,.]{1,40},)?\s*(?::|is\b|was\b|has been\b|"
                       r"remains\b|rests\b|centres\b|centers\b|hinges\b|relies\b|calls for\b|is simple\b|involves\b|"
@@ -159,7 +159,9 @@ THESIS_VERBS = (r"(?:is\s+|are\s+)?(?:betting|wagering|banking|counting)\s+(?:th
                 r"will\s+(?:focus|concentrate|refocus)\s+on\b|will\s+prioriti[sz]e\b|"
                 r"(?:is|are)\s+staking\s+(?:its|their)\b|(?:stakes|(?:has|have)\s+staked)\s+(?:its|their)\s+future\b|"
                 r"(?:is|are)\s+(?:turning|transforming|remaking|reinventing)\s+(?:itself|themselves)\b|"
-                r"wants\s+(?:a|an|more|fewer|less|its|their|\d+|one|two|three|four|five)\b|"
+                r"wants\s+(?:a|an|more|fewer|less|its|their|\d+|one|two|three|four|five)\b|wants\s+(?:[\w'’-]+\s+){1,3}?to\b|"
+                # a pivot: "is pulling its capital out of jets"
+                r"(?:is|are)\s+(?:pulling|taking|moving|shifting)\s+(?:its|their)\s+(?:[\w'’-]+\s+){0,2}?(?:out\s+of|away\s+from)\b|"
                 r"(?:is|are)\s+(?:leaning|moving|pushing)\s+(?:hard\s+)?into\b|(?:is|are)\s+(?:going|heading)\s+after\b|"
                 # means to an end: "is using its buying power to cut ...", "leverages its network to ..."
                 r"(?:(?:is|are)\s+(?:using|leveraging|harnessing)|uses|leverages|harnesses)\s+(?:its|their)\s+(?:[\w'’-]+\s+){1,3}?to\b")
@@ -187,7 +189,15 @@ _PENDING = re.compile(
     r"|\b(?:will|would|is to|are to|is due to|are due to|is scheduled to|are scheduled to|is expected to|are expected to)\s+"
     r"(?:\w+\s+){0,2}?(?:vote|decide|rule|determine|show|test|approve|review)\b"
     r"|\b(?:votes?|rules?|decides?)\s+on\b|\bthe (?:next|first|real|biggest|key) test\b|\bremains? to be seen\b"
-    r"|\b(?:has|have) yet to\b|\bunclear (?:whether|if|how)\b|\bwhether\b[^.]{0,80}\b(?:will|can|would)\b"
+    r"|\b(?:has|have) yet to\b|\bunclear (?:whether|if|how)\b|\bwhether\b[^.]{0,80}\b(?:will|can|would|could)\b"
+    # a finding or decision still to come, doubts voiced about a plan, and what a party has not said
+    r"|\b(?:is|are)\s+(?:expected|due|set)\s+to\s+(?:\w+\s+){0,3}?(?:findings|decision|ruling|verdict|recommendation|"
+    r"judge?ment|response|answer)\b|\b(?:doubts?|doubted|doubting|questioned|sceptical|skeptical|unconvinced)\b"
+    r"|\bquestions?\s+whether\b|\b(?:decide|decides|deciding)\s+(?:whether|if)\b"
+    r"|\b(?:result|outcome|findings|verdict|report)\s+(?:is\s+|are\s+)?(?:due|expected)\b"
+    r"|\bassum(?:es|ed|ing)\b[^.]{0,80}\b(?:could|can|would|will)\b"
+    r"|\b(?:has|have|had)\s+not\s+(?:yet\s+)?(?:said|decided|disclosed|announced|explained|revealed)\s+(?:what|whether|how|when|"
+    r"which|if|who)\b"
     r"|\bopen question\b|\b(?:will|would) (?:depend|hinge) on\b"
     r"|\b(?:decision|ruling|verdict) (?:on|about|whether)\b|\b(?:any|a) (?:slip|delay|setback)\b|\bat risk\b"
     r"|\b(?:depends?|hinges?|rests?) on whether\b|\bwould (?:push back|delay|derail|force|threaten)\b"
@@ -222,6 +232,8 @@ class Reading:
     s: Sentence
     orgs: list[Entity] = field(default_factory=list)  # organisations it names (or points back at), in order
     actor: Entity | None = None  # the organisation acting (a person acts for their organisation)
+    person: Entity | None = None  # the person who is the subject, when one acts or speaks for the organisation
+    voice: Entity | None = None  # for a quotation: the organisation of the person quoted
     topic: Entity | None = None  # the organisation it is about: its actor, its one organisation, or the one in focus
     thesis: Entity | None = None  # the organisation whose strategy it states
     thesis_strength: int = 0  # 3 "X's plan: ...", 2 "X is betting that ...", 1 "..., betting that ..." / a heading
@@ -280,6 +292,7 @@ def read_document(sentences: Sequence[Sentence], entities: EntityIndex) -> tuple
             actor = actor_in(s.text, entities)
         if actor is not None and actor.kind == "person":
             aff = people.get(id(actor))
+            r.person = actor
             actor = aff.organisation if aff is not None else None
         elif actor is not None and actor.kind != "organisation":
             actor = None
@@ -298,8 +311,15 @@ def read_document(sentences: Sequence[Sentence], entities: EntityIndex) -> tuple
                 and not _SOURCE_BEFORE.search(s.text[max(0, pos - 60):pos])]
         r.topic = r.actor or (free[0] if len({id(e) for e in free}) == 1 else None) or \
             (focus if not free and len({id(e) for _, e in named}) <= 1 else None)
-        r.thesis, r.thesis_strength = _thesis(s, r, entities, back)
         r.quote = bool(_QUOTE_ONLY.search(s.text))
+        if r.quote:  # '"...," said Priya Castellino, Fennick's chief executive.': whom the speaker works for
+            tail = s.text[max(s.text.rfind("\""), s.text.rfind("”")) + 1:]
+            for m in mentions(tail):
+                e = entities.resolve(m.text)
+                if e is not None and e.kind == "person" and id(e) in people:
+                    r.voice = people[id(e)].organisation
+                    break
+        r.thesis, r.thesis_strength = _thesis(s, r, entities, back, focus if focus_age <= 1 else None)
         r.speech = actor is not None and _speaks(s.text, actor)
         r.figures = [(f, _figure_owner(s.text, f, r, entities)) for f in _real_figures(s.text)]
         r.result = bool(r.figures) and bool(_RESULT_NOUNS.search(s.text)) and bool(_RESULT_VERBS.search(s.text))
@@ -341,10 +361,47 @@ def _opening_before(text: str, position: int) -> bool:
     return bool(m) and m.end() <= position
 
 
-def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None) -> tuple[Entity | None, int]:
+# What a speaker says the organisation means to do: "Petrakis told the audience he intended to reach ...",
+# "Aaberg told reporters that HRA would keep flying turboprops".
+_REPORTED_INTENT = re.compile(r"\b(?:said|says|told\s+(?:[\w-]+\s+){1,3}?)(?:that\s+)?(?:he|she|it|they|we|the\s+\w+|[A-Z][\w&'’-]*"
+                              r"(?:\s+[A-Z][\w&'’-]*){0,3})\s+(?:intended|planned|wanted|aimed|meant|hoped|(?:was|were)\s+determined)"
+                              r"\s+to\b|\b(?:said|says|told\s+(?:[\w-]+\s+){1,3}?)(?:that\s+)?(?:it|they|the\s+\w+|[A-Z][\w&'’-]*"
+                              r"(?:\s+[A-Z][\w&'’-]*){0,3})\s+would\s+(?:keep|continue|stick|remain|focus|concentrate)\b"
+                              # "Management told investors that the priority was fewer, fuller routes."
+                              rf"|\b(?:said|says|told\s+(?:[\w-]+\s+){{1,3}}?)(?:that\s+)?(?:the|its|their)\s+(?:[\w-]+\s+)?"
+                              rf"(?:{THESIS_NOUNS})\s+(?:was|is|would be|remained|remains)\b"
+                              # "told investors on Thursday that Solvang would stop selling ...": a plan put to an audience
+                              r"|\btold\s+(?:\w+\s+){0,2}?(?:investors|analysts|shareholders|staff|employees|members|reporters|"
+                              r"audience|conference|journalists)\b[^.\"“”]{0,40}?\bthat\s+(?:it|they|the\s+\w+|[A-Z][\w&'’-]*"
+                              r"(?:\s+[A-Z][\w&'’-]*){0,3})\s+(?:would|wanted|intended|planned|aimed|was going)\b")
+# A quotation that states what the speaker's organisation is for: "Our job now is to ...", "We want to be ..."
+_QUOTED_THESIS = re.compile(rf"^\s*[\"“](?:[^\"”]{{0,40}}?[,;]\s+)?(?:(?:Our|My)\s+(?:[\w-]+\s+){{0,2}}?(?:{THESIS_NOUNS}|job|task|"
+                            r"purpose)\s+(?:now\s+|here\s+|today\s+)?(?:is|has to be|must be)\b|We\s+(?:want|aim|intend|mean|"
+                            r"need|have decided|have chosen)\s+to\b|We\s+are\s+(?:not\s+)?(?:trying|aiming|going|determined)\s+to\b"
+                            r"|[^\"”]{0,200}?\bwe\s+(?:will\s+be|are\s+(?:not\s+)?going\s+to|want\s+to|intend\s+to|aim\s+to)\b)",
+                            re.I)
+
+
+_WHAT_AFTER = (r"(?:is\s+|are\s+)?(?:really\s+|ultimately\s+|now\s+)?(?:after|wants|seeking|chasing|aiming for|trying to \w+|"
+               r"building|needs)(?:,[^,]{1,40},)?\s+(?:is|are)\b")
+
+
+def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None,
+            focus: Entity | None = None) -> tuple[Entity | None, int]:
     text = s.text
     best: tuple[int, int, Entity] | None = None  # (strength, -position, entity)
     candidates = list(r.orgs)
+    if r.person is not None and r.actor is not None:
+        # A person speaking for their organisation: "Chief Executive Priya Halvorsen wants fees to ...".
+        names = names_alternation(r.person)
+        if re.search(rf"(?<![\w])(?:{names})(?:\s*,[^,]{{1,90}},\s*|\s+)(?:also\s+|now\s+|still\s+)?(?:{THESIS_VERBS})", text):
+            best = (2, 0, r.actor)
+        elif re.search(rf"(?<![\w])(?:{names})(?:\s*,[^,]{{1,90}},\s*|\s+)(?:{WEAK_THESIS_VERBS})", text):
+            best = (1, 0, r.actor)
+    if best is None and r.actor is not None and _REPORTED_INTENT.search(text):
+        best = (1, 0, r.actor)
+    if best is None and _QUOTED_THESIS.match(text) and (r.voice or r.actor or r.topic) is not None:
+        best = (1, 0, r.voice or r.actor or r.topic)  # type: ignore[assignment]
     for e in candidates:
         names = names_alternation(e)
         for m in re.finditer(rf"(?<![\w])(?:{names})['’]s?\s+(?:[\w-]+\s+){{0,2}}?(?:{THESIS_NOUNS})\b{_THESIS_AFTER_NOUN}",
@@ -360,10 +417,11 @@ def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None)
     for e in candidates:  # "For the Fenmouth Development Agency, the priority is jobs"; "What Bramblewood is really after is ..."
         names = names_alternation(e)
         if re.match(rf"^\s*For\s+(?:the\s+)?(?:{names}),\s+(?:(?:the|its|their)\s+(?:[\w-]+\s+)?(?:{THESIS_NOUNS})\b"
-                    rf"{_THESIS_AFTER_NOUN}|[^,.]{{0,40}}?\bis part of (?:a|an|its|their|the)\s+(?:[\w-]+\s+)?"
+                    rf"{_THESIS_AFTER_NOUN}|[^,.]{{0,40}}?\b(?:is part of) (?:a|an|its|their|the)\s+(?:[\w-]+\s+)?"
                     rf"(?:push|drive|effort|plan|strategy|bid|campaign)\b)", text) or \
-                re.match(rf"^\s*What\s+(?:the\s+)?(?:{names})\s+(?:is\s+|are\s+)?(?:really\s+|ultimately\s+|now\s+)?"
-                         rf"(?:after|wants|seeking|chasing|aiming for|trying to \w+|building|needs)\s+(?:is|are)\b", text):
+                re.match(rf"^\s*What\s+(?:the\s+)?(?:{names})\s+{_WHAT_AFTER}", text) or \
+                re.match(rf"^\s*The\s+(?:[\w-]+\s+)?(?:{THESIS_NOUNS}|thinking|logic|belief|calculation|reasoning)\s+"
+                         rf"(?:at|inside|within)\s+(?:the\s+)?(?:{names})\s+(?:is|was)\b", text):
             best = max(best or (0, 0, e), (3, 0, e), key=lambda b: (b[0], b[1]))
     m = re.match(rf"^\s*The\s+(?:[\w-]+\s+)?(?:{THESIS_NOUNS})(?:,[^,.]{{1,40}},)?\s+(?:calls for|envisages|foresees|involves|would see|is for|is that|"
                  rf"was that|is to)\b", text)
@@ -385,6 +443,9 @@ def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None)
         elif re.match(rf"^\s*(?:It|They|The\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+(?:also\s+|now\s+|still\s+|instead\s+)?(?:{THESIS_VERBS})",
                       text, re.I):
             best = max(best or (0, 0, back), (2, 0, back), key=lambda b: (b[0], b[1]))
+    # "What it wants is the coffee-shop counter": the organisation the text is about
+    if (back or focus) is not None and re.match(rf"^\s*What\s+(?:it|they|the\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+{_WHAT_AFTER}", text, re.I):
+        best = max(best or (0, 0, back or focus), (3, 0, back or focus), key=lambda b: (b[0], b[1]))  # type: ignore[arg-type]
     if best is None and r.actor is not None and _THESIS_PARTICIPLE.search(text):
         best = (1, 0, r.actor)
     if best is None and s.heading and re.search(rf"\b(?:{THESIS_NOUNS})\b", s.heading, re.I):
@@ -400,9 +461,11 @@ def _real_figures(text: str) -> list[Figure]:
     """Figures that are quantities: not the numbers of dates ("March 11", "2026"), not ordinals, not tiny counts."""
     spans = [(d.start, d.end) for d in dates(text)]
     out: list[Figure] = []
-    for f in figures(text, words=False):
+    for f in figures(text):
         if any(a <= f.start < b for a, b in spans):
             continue
+        if not any(ch.isdigit() for ch in f.text) and not (f.kind == "percent" or f.value >= 1000):
+            continue  # number words count only as shares ("two-fifths") or with a scale ("five million"), not "two"
         if f.kind == "count" and f.value < 10 and not re.match(r"\s*(?:times|x\b|million|billion|percent)", text[f.end:f.end + 10]) \
                 and "." not in f.text:
             continue

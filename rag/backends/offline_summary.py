@@ -42,7 +42,7 @@ MAX_THESIS = 3
 MAX_MOVES = 6
 MAX_FIGURES = 30
 MAX_RESULTS = 3
-MAX_OPEN_QUESTIONS = 4
+MAX_OPEN_QUESTIONS = 5
 MAX_IMPLICATIONS = 3
 MAX_THEMES = 3
 MAX_TIMELINE = 12
@@ -120,8 +120,12 @@ def summarize_document(doc_id: str, title: str, context: list[ContextChunk], *, 
         if n >= max(3, len(readings) // 4):
             acting[i] = max(acting[i], 1)
             mentioned[i] = max(mentioned[i], 2)
+    # An organisation named more than once whose own figures the text gives ("UTAS, which represents about 48,000
+    # agency workers") keeps them, so a briefing can file them under its section from other documents.
+    owns = Counter(id(o) for r in readings for _, o in r.figures if o is not None)
     chosen = [by_id[i] for i, _ in salience.most_common()
-              if by_id[i].kind == "organisation" and (theses[i] or (acting[i] and (mentioned[i] >= 2 or newsworthy[i])))]
+              if by_id[i].kind == "organisation" and (theses[i] or (acting[i] and (mentioned[i] >= 2 or newsworthy[i]))
+                                                      or (owns[i] and mentioned[i] >= 2))]
     chosen = chosen[:MAX_ORGANISATIONS]
 
     used: set[int] = set()
@@ -231,7 +235,8 @@ def _figures_of(e, readings: Sequence[Reading]) -> list[FigureItem]:
 
 
 def _kind(value: str) -> str:
-    return "money" if re.search(r"[$€£¥₹]|\b(?:USD|EUR|GBP)\b", value) else "percent" if re.search(r"%|per\s?cent", value) else "count"
+    return "money" if re.search(r"[$€£¥₹]|\b(?:USD|EUR|GBP)\b", value) else "percent" if re.search(r"%|per\s?cent|\bhalf\b|(?:third|quarter|fifth|sixth|seventh|eighth|ninth|tenth)s?\b", value) \
+        else "count"
 
 
 def _best_date(r: Reading):
@@ -397,6 +402,13 @@ def build_briefing(title: str, summaries: list[StrategySummary], documents: dict
             documents=[sources[d] for d in mentioned], silent=silent)
         profiles.append(profile)
         weight[name] = 3 * len(profile.thesis) + len(profile.moves) + len(profile.results) + 2 * len(set(docs))
+    # Figures alone make no section: they were kept for an organisation that acts in some other document.
+    profiles = [p for p in profiles if p.thesis or p.moves or p.results]
+    # A party that states no strategy and does one undated thing in the whole corpus ("The union said it would seek
+    # guarantees ...") is mentioned in passing beside players that do: no section of its own. A dated move is news
+    # ("Kroger on Monday (Feb. 9) hired ...") and keeps one.
+    if sum(bool(p.thesis) for p in profiles) >= 2:
+        profiles = [p for p in profiles if p.thesis or len(p.moves) + len(p.results) > 1 or any(m.date for m in p.moves)]
     profiles.sort(key=lambda p: (-weight[p.name], p.name))
     _one_organisation_per_person(profiles)
 
