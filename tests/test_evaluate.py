@@ -440,3 +440,20 @@ def test_several_models_are_compared_too(fake_openai, tmp_path) -> None:
 def test_bad_comparisons_are_one_line(tmp_path, extra, message) -> None:
     result = run_cli("eval", str(_compare_suite(tmp_path)), *extra)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_a_failing_briefing_case_is_written_to_every_report(tmp_path):
+    """A briefing case whose expectation is a model (an organisation with its thesis) fails into the Markdown, JUnit
+    and HTML reports with what was expected, instead of breaking the report writer."""
+    suite = tmp_path / "brief.yaml"
+    suite.write_text(
+        "name: brief_fail\ncorpora:\n  seed: [seeds/]\ncorpus: seed\ncases:\n"
+        "  - id: missing-thesis\n    kind: briefing\n    documents: ['*']\n    assert:\n"
+        "      - organisation: {name: Amazon, thesis: [[sells groceries by drone]]}\n", encoding="utf-8")
+    markdown, junit, page = tmp_path / "report.md", tmp_path / "junit.xml", tmp_path / "report.html"
+    result = run_cli("eval", str(suite), "--markdown", str(markdown), "--junit", str(junit), "--html", str(page))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    row = next(line for line in markdown.read_text(encoding="utf-8").splitlines() if line.startswith("| organisation |"))
+    assert "sells groceries by drone" in row and "**FAIL**" in row
+    assert ET.parse(junit).getroot().find(".//testcase/failure") is not None
+    assert "sells groceries by drone" in page.read_text(encoding="utf-8")

@@ -7,6 +7,8 @@ import json
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from .report import METRIC_ROWS, STATUS_LABEL, EvalReport, case_note, fmt
 from .runner import CaseResult
 
@@ -92,7 +94,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def _md(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    # Expectations may be models (a briefing's expected organisation): the same JSON the --json report gives.
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=to_jsonable_python)
     return " ".join(text.split()).replace("|", "\\|") or " "
 
 
