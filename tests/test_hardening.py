@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SEED_FILE, SEEDS, run_cli
+from conftest import SEED_FILE, SEEDS, run_cli, store_text_in_documents
 from fake_openai import FakeOpenAI, Status, fake_openai, forever, json_reply, reply  # noqa: F401  (fixture)
 
 WALMART_MODEL = ("Turn physical scale into a service network via healthcare hubs, fulfillment nodes and value "
@@ -224,7 +224,8 @@ def test_read_only_commands_never_change_a_foreign_sqlite_file(tmp_path: Path) -
 def test_an_older_index_is_not_migrated_by_a_read_only_command(tmp_path: Path) -> None:
     index = _index_seed(tmp_path)
     db = sqlite3.connect(index)
-    db.execute("ALTER TABLE documents DROP COLUMN pages")  # the index as version 2 wrote it
+    store_text_in_documents(db)  # the index as version 2 wrote it
+    db.execute("ALTER TABLE documents DROP COLUMN pages")
     for table in ("documents", "jobs"):
         db.execute(f"ALTER TABLE {table} DROP COLUMN owner")
     db.execute("DROP TABLE chunk_vectors")
