@@ -149,9 +149,17 @@ def _m8_folded_terms(db: sqlite3.Connection) -> None:
 # the piece's start offset, so a chunk is the one or few pieces in [start, end) and a search reads the text of the
 # chunks it returns, not whole documents (SQLite's substr() on a long text reads every overflow page before the cut).
 _TEXT_SHIFT = 32  # documents are at most 16 MiB (ingest's limit), far below 2**32 characters
-CHUNK_TEXT_SQL = ("(SELECT group_concat(piece, '') FROM (SELECT t.text AS piece FROM doc_text t WHERE t.key BETWEEN "
-                  "(d.num << 32) + c.start AND (d.num << 32) + c.\"end\" - 1 ORDER BY t.key))")
+
+
+def _pieces_sql(lo: str, hi: str) -> str:
+    """SQL for the text of the pieces keyed ``lo`` to ``hi`` (SQL expressions), in order."""
+    return (f"(SELECT group_concat(piece, '') FROM (SELECT t.text AS piece FROM doc_text t WHERE t.key BETWEEN {lo} AND {hi} "
+            "ORDER BY t.key))")
+
+
+CHUNK_TEXT_SQL = _pieces_sql(f"(d.num << {_TEXT_SHIFT}) + c.start", f"(d.num << {_TEXT_SHIFT}) + c.\"end\" - 1")
 """The text of chunk ``c`` of document ``d`` (SQL expression)."""
+_DOCUMENT_TEXT_SQL = _pieces_sql(f"d.num << {_TEXT_SHIFT}", f"((d.num + 1) << {_TEXT_SHIFT}) - 1")
 
 
 def text_pieces(num: int, text: str, spans: Iterable[tuple[int, int]]) -> list[tuple[int, str]]:
@@ -641,9 +649,8 @@ class SQLiteIndex:
 
     def get_document(self, doc_id: str) -> Document | None:
         row = self.db.execute(
-            "SELECT d.id, d.source, d.title, (SELECT group_concat(piece, '') FROM (SELECT t.text AS piece FROM doc_text t "
-            f"WHERE t.key BETWEEN d.num << {_TEXT_SHIFT} AND ((d.num + 1) << {_TEXT_SHIFT}) - 1 ORDER BY t.key)), "
-            "d.sha256, d.date, d.url, d.boilerplate, d.pages FROM documents d WHERE d.id = ?", (doc_id,)
+            f"SELECT d.id, d.source, d.title, {_DOCUMENT_TEXT_SQL}, d.sha256, d.date, d.url, d.boilerplate, d.pages "
+            "FROM documents d WHERE d.id = ?", (doc_id,)
         ).fetchone()
         if not row:
             return None

@@ -363,17 +363,16 @@ def _opening_before(text: str, position: int) -> bool:
 
 # What a speaker says the organisation means to do: "Petrakis told the audience he intended to reach ...",
 # "Aaberg told reporters that HRA would keep flying turboprops".
-_REPORTED_INTENT = re.compile(r"\b(?:said|says|told\s+(?:[\w-]+\s+){1,3}?)(?:that\s+)?(?:he|she|it|they|we|the\s+\w+|[A-Z][\w&'’-]*"
-                              r"(?:\s+[A-Z][\w&'’-]*){0,3})\s+(?:intended|planned|wanted|aimed|meant|hoped|(?:was|were)\s+determined)"
-                              r"\s+to\b|\b(?:said|says|told\s+(?:[\w-]+\s+){1,3}?)(?:that\s+)?(?:it|they|the\s+\w+|[A-Z][\w&'’-]*"
-                              r"(?:\s+[A-Z][\w&'’-]*){0,3})\s+would\s+(?:keep|continue|stick|remain|focus|concentrate)\b"
-                              # "Management told investors that the priority was fewer, fuller routes."
-                              rf"|\b(?:said|says|told\s+(?:[\w-]+\s+){{1,3}}?)(?:that\s+)?(?:the|its|their)\s+(?:[\w-]+\s+)?"
-                              rf"(?:{THESIS_NOUNS})\s+(?:was|is|would be|remained|remains)\b"
-                              # "told investors on Thursday that Solvang would stop selling ...": a plan put to an audience
-                              r"|\btold\s+(?:\w+\s+){0,2}?(?:investors|analysts|shareholders|staff|employees|members|reporters|"
-                              r"audience|conference|journalists)\b[^.\"“”]{0,40}?\bthat\s+(?:it|they|the\s+\w+|[A-Z][\w&'’-]*"
-                              r"(?:\s+[A-Z][\w&'’-]*){0,3})\s+(?:would|wanted|intended|planned|aimed|was going)\b")
+_SAID_THAT = r"\b(?:said|says|told\s+(?:[\w-]+\s+){1,3}?)(?:that\s+)?"
+_REPORTED_SUBJECT = r"(?:it|they|the\s+\w+|[A-Z][\w&'’-]*(?:\s+[A-Z][\w&'’-]*){0,3})"
+_REPORTED_INTENT = re.compile(
+    rf"{_SAID_THAT}(?:he|she|we|{_REPORTED_SUBJECT})\s+(?:intended|planned|wanted|aimed|meant|hoped|(?:was|were)\s+determined)\s+to\b"
+    rf"|{_SAID_THAT}{_REPORTED_SUBJECT}\s+would\s+(?:keep|continue|stick|remain|focus|concentrate)\b"
+    # "Management told investors that the priority was fewer, fuller routes."
+    rf"|{_SAID_THAT}(?:the|its|their)\s+(?:[\w-]+\s+)?(?:{THESIS_NOUNS})\s+(?:was|is|would be|remained|remains)\b"
+    # "told investors on Thursday that Solvang would stop selling ...": a plan put to an audience
+    r"|\btold\s+(?:\w+\s+){0,2}?(?:investors|analysts|shareholders|staff|employees|members|reporters|audience|conference|"
+    rf"journalists)\b[^.\"“”]{{0,40}}?\bthat\s+{_REPORTED_SUBJECT}\s+(?:would|wanted|intended|planned|aimed|was going)\b")
 # A quotation that states what the speaker's organisation is for: "Our job now is to ...", "We want to be ..."
 _QUOTED_THESIS = re.compile(rf"^\s*[\"“](?:[^\"”]{{0,40}}?[,;]\s+)?(?:(?:Our|My)\s+(?:[\w-]+\s+){{0,2}}?(?:{THESIS_NOUNS}|job|task|"
                             r"purpose)\s+(?:now\s+|here\s+|today\s+)?(?:is|has to be|must be)\b|We\s+(?:want|aim|intend|mean|"

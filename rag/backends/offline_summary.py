@@ -234,11 +234,6 @@ def _figures_of(e, readings: Sequence[Reading]) -> list[FigureItem]:
     return list(out.values())[:MAX_FIGURES]  # in the order the document gives them
 
 
-def _kind(value: str) -> str:
-    return "money" if re.search(r"[$€£¥₹]|\b(?:USD|EUR|GBP)\b", value) else "percent" if re.search(r"%|per\s?cent|\bhalf\b|(?:third|quarter|fifth|sixth|seventh|eighth|ninth|tenth)s?\b", value) \
-        else "count"
-
-
 def _best_date(r: Reading):
     """The most precise date of a sentence: "Feb. 9" over "Monday", a day and month over a month alone."""
     return max(r.events, key=lambda d: (bool(re.search(r"\d", d.text)) + bool(re.search(r"[A-Za-z]", d.text)), -d.start))
