@@ -37,8 +37,10 @@ mkdir -p out
 .venv/bin/rag eval --backend offline --junit out/eval-junit.xml --markdown out/eval-report.md
 evals=$?
 
-# The tests last, so their summary line closes the output.
-.venv/bin/python -m pytest "$@"
+# The tests last, so their summary line closes the output. Two workers (pytest-xdist), one test file per worker
+# at a time (module fixtures such as the full eval run are built once); most tests wait on subprocesses and
+# servers, so two workers halve the wall time even on two cores. RAG_TEST_WORKERS=0 runs them in this process.
+.venv/bin/python -m pytest -n "${RAG_TEST_WORKERS:-2}" --dist loadfile "$@"
 tests=$?
 set -e
 # pytest exits 5 when it collected no tests: that is not a failure of the code.
