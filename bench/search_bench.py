@@ -267,9 +267,13 @@ def worker_search(a: argparse.Namespace) -> dict:
             run(q)
             cold[name] = (time.perf_counter() - t) * 1000
     times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(a.reps):
-        for q in queries:
-            for name, run in runners.items():
+    # The order of the engines rotates from query to query: whichever runs a query second finds its pages and
+    # postings warm from the first, so a fixed order would flatter the second.
+    order = list(runners.items())
+    for rep in range(a.reps):
+        for qi, q in enumerate(queries):
+            shift = (rep * len(queries) + qi) % len(order)
+            for name, run in order[shift:] + order[:shift]:
                 t = time.perf_counter()
                 run(q)
                 times[name].append((time.perf_counter() - t) * 1000)
