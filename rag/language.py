@@ -308,10 +308,21 @@ def acronym_of(name: str) -> str:
     return "".join(p[0].upper() for p in parts if p[0].isalpha())
 
 
+def acronym_matches(name: str, token: str) -> bool:
+    """Whether ``token`` is the acronym of ``name``; an ampersand in it stands for the name's "&" or "and"
+    ("A&R" of "Ashby & Rowe")."""
+    bare = token.replace(".", "")
+    if "&" in bare:
+        parts = [p for p in re.split(r"\s+", name) if p]
+        return "".join("&" if p in ("&", "and") else p[0].upper() for p in parts if p in ("&", "and") or p[0].isalpha()) == bare
+    return acronym_of(name) == bare
+
+
 def is_acronym(token: str) -> bool:
     """"PVB", "U.S.", "MATA": 2-5 capitals (longer all-caps words are shouting or datelines, "HARWICK")."""
     bare = token.replace(".", "")
-    return 2 <= len(bare) <= 5 and bare.isupper() and bare.isalpha() and bare not in TITLE_ACRONYMS
+    letters = bare.replace("&", "") if 0 < bare.find("&") < len(bare) - 1 else bare  # "A&R", "P&G"
+    return 2 <= len(letters) <= 5 and letters.isupper() and letters.isalpha() and bare not in TITLE_ACRONYMS
 
 
 _PAREN_ALIAS = re.compile(r"([A-Z][\w'’&.\- ]{2,80}?)\s*\(\s*(?:the\s+)?([A-Z][\w&.\-]{1,40}(?:\s[A-Z][\w&.\-]+){0,7})\s*\)")
@@ -399,6 +410,10 @@ _ORG_CONTEXT = re.compile(r"\s*(?:['’]s?\s+(?:shareholders|customers|shares|st
                           r"(?:\s+(?:on|last|this|earlier|late|early)\s+\w+\.?(?:\s+\d{1,2})?(?:\s*\([^)]{1,20}\))?)?"
                           r"\s+(?:said it|says it|shareholders|customers|announced|reported|posted|agreed|acquired|plans to|"
                           r"aims to|wants to|bets|is betting|launched|opened|hired|expects|employs|operates)\b)")
+# "Britain's largest coffee chain", "the country's biggest lender": the market a business leads, not a business.
+_MARKET_OF = re.compile(r"['’]s\s+(?:second-|third-)?(?:largest|biggest|leading|oldest|smallest|fastest-growing)\s+"
+                        r"(?:[\w-]+\s+){0,2}?(?:company|firm|group|chain|retailer|bank|lender|insurer|operator|carrier|airline|"
+                        r"maker|manufacturer|supplier|producer|brand|business|employer|exporter|importer)\b")
 _IT_AFTER = re.compile(r"^(?:[^.!?A-Z]|[A-Z][a-z]*\b(?<!\s[A-Z]))*?\b(?:it|its|itself)\b")
 _HE_AFTER = re.compile(r"^[^.!?]{0,60}\b(?:he|she|his|her|him|himself|herself)\b")
 _PERSON_VERBS = re.compile(r"\s+(?:has been|had been|is|was|became|will become|serves as|served as|remains)\s+(?:the|its|their|a|an|"
@@ -411,6 +426,7 @@ _PERSON_AFTER = re.compile(r"\s*,\s*(?:(?:the|a|an|its|their|his|her|who|whose|[
 _SPEECH_AFTER = re.compile(r"\s+(?:" + "|".join(SPEECH_VERBS) + r")\b")
 _SPEECH_BEFORE = re.compile(r"(?:\b(?:" + "|".join(SPEECH_VERBS) + r")|\baccording to|\bby)\s*$", re.I)
 _PLACE_BEFORE = re.compile(r"\b(?:in|near|outside|across|around|throughout|based in|headquartered in)\s*$|"
+
                            r"(?<!analyst )(?<!analysts )(?<!economist )(?<!executive )(?<!director )(?<!officer )(?<!head )"
                            r"(?<!chief )(?<!partner )(?<!jobs )(?<!staff )(?<!revenue )(?<!sales )(?<!shares )(?<!profit )"
                            r"(?<!workers )(?<!employees )(?<!strategist )(?<!researcher )\bat\s*$")
@@ -506,10 +522,11 @@ class EntityIndex:
                         2 * bool(_PERSON_VERBS.match(after)) + bool(_HE_AFTER.match(after))
                 if _ORG_CONTEXT.match(text[m.end:m.end + 40]):
                     org[m.text] += 1
-                # "Walmart, meanwhile, is expanding its ...": "its" for what it names, before any other name.
-                org[m.text] += bool(_IT_AFTER.match(text[m.end:m.end + 80]))
-                if _PLACE_BEFORE.search(before):
+                place[m.text] += bool(_PLACE_BEFORE.search(before))
+                if _MARKET_OF.match(after):  # "Britain's largest coffee chain ... said it would": a place, not the actor
                     place[m.text] += 1
+                else:  # "Walmart, meanwhile, is expanding its ...": "its" for what it names, before any other name.
+                    org[m.text] += bool(_IT_AFTER.match(text[m.end:m.end + 80]))
         # "Rival Castellan Automotive said ...": a capitalised common word that opens a sentence before a name the
         # texts also use alone is not part of it.
         opened: dict[str, str] = {}
@@ -604,7 +621,7 @@ class EntityIndex:
         ("Brannock said", "Selkirk's"), the longer names that start with it."""
         if is_acronym(name):
             for e in self.entities:
-                if any(" " in n and acronym_of(n) == name.replace(".", "") for n in e.names()):
+                if any(" " in n and acronym_matches(n, name) for n in e.names()):
                     return e
             return None
         first = name.split()
@@ -704,7 +721,7 @@ class EntityIndex:
                 parts = n.split()
                 if len(parts) > len(first) and parts[:len(first)] == first:
                     return entity
-                if is_acronym(clean) and " " in n and acronym_of(n) == clean.replace(".", ""):
+                if is_acronym(clean) and " " in n and acronym_matches(n, clean):
                     return entity
         return None
 

@@ -37,7 +37,10 @@ _INSTITUTION_NOUNS = frozenset("authority agency ministry council regulator comm
                                "university hospital programme program fund".split())
 _APPOSITION = re.compile(r",\s*(?:which|who|whose)\b[^;]{1,160}?,\s*(?=(?:is|are|was|were|has|have|had|will|would|can|could|"
                          r"may|said|says|plans|wants|aims|expects|\w+ed|\w+s)\b)|"
-                         r",\s*(?:which|who|whose|the|a|an|its|their)\b[^,;]{1,120},|\s*\([A-Z][\w&.\-]{1,12}\)")
+                         r",\s*(?:which|who|whose|the|a|an|its|their|one of)\b[^,;]{1,120},|\s*\([A-Z][\w&.\-]{1,12}\)"
+                         # "X (XY), Britain's largest coffee chain by number of outlets, said ...": a possessive apposition
+                         r"|,\s*[A-Z][\w&.'’-]*(?:\s+[A-Z][\w&.'’-]*){0,2}['’]s\s+[^,;]{1,100},(?=\s*(?:said|says|will|would|has|have|is|was|plans|"
+                         r"agreed|announced|\w+ed)\b)")
 
 
 def actor_in(text: str, entities: EntityIndex) -> Entity | None:
@@ -365,6 +368,13 @@ def _opening_before(text: str, position: int) -> bool:
 # "Aaberg told reporters that HRA would keep flying turboprops".
 _SAID_THAT = r"\b(?:said|says|told\s+(?:[\w-]+\s+){1,3}?)(?:that\s+)?"
 _REPORTED_SUBJECT = r"(?:it|they|the\s+\w+|[A-Z][\w&'’-]*(?:\s+[A-Z][\w&'’-]*){0,3})"
+# A commitment reported with its horizon: "said on Monday (March 9) that it would close 180 cafes ... by the end of 2028".
+_SAID_WHEN = r"\b(?:said|says|announced)(?:\s+(?:on|last|this|in)\s+\w+(?:\s+\([^)]{1,20}\))?|\s+in\s+a\s+(?:statement|filing))?\s+that\s+"
+_HORIZON = (r"\b(?:by|before|within|over)\s+(?:the\s+)?(?:end\s+of\s+|middle\s+of\s+|next\s+|coming\s+|following\s+)?"
+            r"(?:(?:19|20)\d{2}|\d+\s+(?:years|months)|(?:two|three|four|five|six|ten)\s+(?:years|months)|decade|years|months)\b"
+            r"|\bover\s+the\s+next\b")
+_REPORTED_COMMITMENT = re.compile(rf"{_SAID_WHEN}(?:it|they|the\s+\w+|[A-Z][\w&'’-]*(?:\s+[A-Z][\w&'’-]*){{0,3}})\s+"
+                                  rf"(?:would|will|planned to|plans to|intended to|intends to|aimed to|aims to)\s+\w+[^.]*?(?:{_HORIZON})")
 _REPORTED_INTENT = re.compile(
     rf"{_SAID_THAT}(?:he|she|we|{_REPORTED_SUBJECT})\s+(?:intended|planned|wanted|aimed|meant|hoped|(?:was|were)\s+determined)\s+to\b"
     rf"|{_SAID_THAT}{_REPORTED_SUBJECT}\s+would\s+(?:keep|continue|stick|remain|focus|concentrate)\b"
@@ -397,7 +407,7 @@ def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None,
             best = (2, 0, r.actor)
         elif re.search(rf"(?<![\w])(?:{names})(?:\s*,[^,]{{1,90}},\s*|\s+)(?:{WEAK_THESIS_VERBS})", text):
             best = (1, 0, r.actor)
-    if best is None and r.actor is not None and _REPORTED_INTENT.search(text):
+    if best is None and r.actor is not None and (_REPORTED_INTENT.search(text) or _REPORTED_COMMITMENT.search(text)):
         best = (1, 0, r.actor)
     if best is None and _QUOTED_THESIS.match(text) and (r.voice or r.actor or r.topic) is not None:
         best = (1, 0, r.voice or r.actor or r.topic)  # type: ignore[assignment]
@@ -430,7 +440,8 @@ def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None,
         if owner is not None:
             best = max(best or (0, 0, owner), (2, 0, owner), key=lambda b: (b[0], b[1]))
     if best is None and r.actor is not None and re.match(r"^\s*(?:Where|While|Whilst|Whereas|Unlike)\b", text) \
-            and re.search(r",\s+[^,]*?\b(?:is|are|has been|have been)\s+\w+ing\b", text):
+            and re.search(rf",\s+[^,]*?\b(?:is|are|has been|have been)\s+\w+ing\b|,\s+(?:the\s+)?(?:{names_alternation(r.actor)})"
+                          rf"\s+(?:also\s+|instead\s+)?[a-z]+s\b", text):
         # "Where Orbita Airways is cutting fares ..., Skylark Air is moving aircraft to smaller airports": set against
         # a rival's, the main clause states the actor's strategy.
         best = (2, 0, r.actor)
