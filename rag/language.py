@@ -312,10 +312,9 @@ def acronym_matches(name: str, token: str) -> bool:
     """Whether ``token`` is the acronym of ``name``; an ampersand in it stands for the name's "&" or "and"
     ("A&R" of "Ashby & Rowe")."""
     bare = token.replace(".", "")
-    if "&" in bare:
-        parts = [p for p in re.split(r"\s+", name) if p]
-        return "".join("&" if p in ("&", "and") else p[0].upper() for p in parts if p in ("&", "and") or p[0].isalpha()) == bare
-    return acronym_of(name) == bare
+    if "&" in bare and not re.search(r"\s(?:&|and)\s", name):
+        return False
+    return acronym_of(name) == bare.replace("&", "")
 
 
 def is_acronym(token: str) -> bool:
@@ -413,7 +412,8 @@ _ORG_CONTEXT = re.compile(r"\s*(?:['’]s?\s+(?:shareholders|customers|shares|st
 # "Britain's largest coffee chain", "the country's biggest lender": the market a business leads, not a business.
 _MARKET_OF = re.compile(r"['’]s\s+(?:second-|third-)?(?:largest|biggest|leading|oldest|smallest|fastest-growing)\s+"
                         r"(?:[\w-]+\s+){0,2}?(?:company|firm|group|chain|retailer|bank|lender|insurer|operator|carrier|airline|"
-                        r"maker|manufacturer|supplier|producer|brand|business|employer|exporter|importer)\b")
+                        r"maker|manufacturer|supplier|producer|brand|business|employer|exporter|importer|merchant|seller|dealer|"
+                        r"distributor|wholesaler)\b")
 _IT_AFTER = re.compile(r"^(?:[^.!?A-Z]|[A-Z][a-z]*\b(?<!\s[A-Z]))*?\b(?:it|its|itself)\b")
 _HE_AFTER = re.compile(r"^[^.!?]{0,60}\b(?:he|she|his|her|him|himself|herself)\b")
 _PERSON_VERBS = re.compile(r"\s+(?:has been|had been|is|was|became|will become|serves as|served as|remains)\s+(?:the|its|their|a|an|"
@@ -426,7 +426,6 @@ _PERSON_AFTER = re.compile(r"\s*,\s*(?:(?:the|a|an|its|their|his|her|who|whose|[
 _SPEECH_AFTER = re.compile(r"\s+(?:" + "|".join(SPEECH_VERBS) + r")\b")
 _SPEECH_BEFORE = re.compile(r"(?:\b(?:" + "|".join(SPEECH_VERBS) + r")|\baccording to|\bby)\s*$", re.I)
 _PLACE_BEFORE = re.compile(r"\b(?:in|near|outside|across|around|throughout|based in|headquartered in)\s*$|"
-
                            r"(?<!analyst )(?<!analysts )(?<!economist )(?<!executive )(?<!director )(?<!officer )(?<!head )"
                            r"(?<!chief )(?<!partner )(?<!jobs )(?<!staff )(?<!revenue )(?<!sales )(?<!shares )(?<!profit )"
                            r"(?<!workers )(?<!employees )(?<!strategist )(?<!researcher )\bat\s*$")

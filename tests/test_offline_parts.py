@@ -25,3 +25,14 @@ def test_the_common_noun_actor_and_its_act():
 def test_pay_for_asks_an_amount_unless_it_asks_a_purpose():
     assert intent_of("What did Torvik pay for the sensor maker it bought?") == "figure"
     assert intent_of("What does the state revolving loan pay for?") != "figure"
+
+
+def test_an_ampersand_acronym_joins_its_long_form_and_a_market_is_not_an_organisation():
+    from rag.language import EntityIndex, acronym_matches
+
+    assert acronym_matches("Ashby & Rowe", "A&R") and acronym_matches("Procter and Gamble", "P&G")
+    assert not acronym_matches("Ashby Rowe", "A&R")
+    ix = EntityIndex(["Tollard & Finch (T&F), Britain's largest seed merchant, said it would open 12 depots. "
+                      "T&F said the depots would open in May."])
+    assert ix.resolve("T&F") is ix.resolve("Tollard & Finch") and ix.resolve("T&F").kind == "organisation"
+    assert ix.resolve("Britain") is None or ix.resolve("Britain").kind != "organisation"

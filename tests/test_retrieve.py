@@ -306,3 +306,10 @@ def test_any_query_string_is_safe(seed_store: SQLiteIndex, query: str):
         assert len(hits) <= 3
         for hit in hits:
             assert hit.chunk.text in SEED_FILE.read_text(encoding="utf-8")
+
+
+def test_snippet_matches_case_blind_and_only_at_word_starts_on_both_paths():
+    # Plain text takes the str.find path; "İ" lower-cases to two characters, which sends the text to the pattern.
+    for prefix in ("", "İstanbul "):
+        s = snippet(prefix + "Unprescribed PRESCRIPTIONS and prescription_codes stay apart.", ["prescriptions"])
+        assert "[PRESCRIPTIONS]" in s and "[prescription_codes]" in s and "Unprescribed" in s and "[Unprescribed" not in s
