@@ -138,6 +138,12 @@ SPEECH_VERBS = frozenset("said says say told tells wrote writes added adds noted
                          "announced announces stated states warned warns according commented".split())
 _CONNECTORS = frozenset({"of", "and", "&", "for", "de", "du", "la", "van", "von", "der", "the", "on", "in"})
 _INITIAL_STOP = frozenset({"the", "a", "an"})
+# Words that open a sentence without being part of a name: prepositions beyond the function words ("Unlike ACG,
+# ...", "Despite Kerbside's losses") and number words ("Six months ago Pettigrew said ...").
+_NOT_NAME_START = frozenset("""unlike despite like amid amidst beyond besides beside alongside against towards toward via
+per inside outside behind beneath near throughout except including excluding following regarding concerning given
+two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred dozens hundreds thousands
+millions""".split())
 _MONTHS = ("january february march april may june july august september october november december "
            "jan feb mar apr jun jul aug sep sept oct nov dec").split()
 _WEEKDAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
@@ -270,7 +276,8 @@ def _split_group(text: str, group: list[tuple[int, int, str]], initial: bool) ->
     owner = ""
     for k, (parts, title_parts) in enumerate(pieces):
         stripped = False
-        while parts and (parts[0][2].lower() in FUNCTION_WORDS or _bare(parts[0][2]).lower() in _INITIAL_STOP):
+        while parts and (parts[0][2].lower() in FUNCTION_WORDS or _bare(parts[0][2]).lower() in _INITIAL_STOP or
+                         (initial and k == 0 and parts[0][0] == group[0][0] and parts[0][2].lower() in _NOT_NAME_START)):
             parts, stripped = parts[1:], True
         # "In February Kestrel said ...": a month or day opening the run after a preposition is not part of the name
         # ("the Sunday Times" mid-sentence keeps its day).
@@ -414,6 +421,15 @@ _MARKET_OF = re.compile(r"['’]s\s+(?:second-|third-)?(?:largest|biggest|leadin
                         r"(?:[\w-]+\s+){0,2}?(?:company|firm|group|chain|retailer|bank|lender|insurer|operator|carrier|airline|"
                         r"maker|manufacturer|supplier|producer|brand|business|employer|exporter|importer|merchant|seller|dealer|"
                         r"distributor|wholesaler)\b")
+# A product, brand or service rather than a business: set beside "its (own|new) <thing>" or named as one
+# ("its own car-sharing service, Corvant Share", "ACG Titan, its own giant-screen format", "under the Hearthbox
+# Kitchen name", "a new label, Second Rail").
+_PRODUCT_NOUNS = (r"(?:app|apps|service|format|brand|label|range|product|products|card|scheme|platform|pass|tag|line|device|"
+                  r"tool|system|feature|layout|subscription|model|offering|programme|program|membership|package|name)")
+_PRODUCT_BEFORE = re.compile(rf"\b(?:its|their|a|the)\s+(?:own\s+|new\s+)?(?:[\w-]+\s+){{0,2}}?{_PRODUCT_NOUNS},\s*$"
+                             r"|\b(?:under|called|named|branded)\s+the\s*$", re.I)
+_PRODUCT_AFTER = re.compile(rf"^(?:,\s*(?:its|their)\s+(?:own\s+|new\s+)?(?:[\w-]+\s+){{0,2}}?{_PRODUCT_NOUNS}\b"
+                            rf"|\s+(?:name|brand|label|app|format|range)\b)", re.I)
 _IT_AFTER = re.compile(r"^(?:[^.!?A-Z]|[A-Z][a-z]*\b(?<!\s[A-Z]))*?\b(?:it|its|itself)\b")
 _HE_AFTER = re.compile(r"^[^.!?]{0,60}\b(?:he|she|his|her|him|himself|herself)\b")
 _PERSON_VERBS = re.compile(r"\s+(?:has been|had been|is|was|became|will become|serves as|served as|remains)\s+(?:the|its|their|a|an|"
@@ -497,8 +513,10 @@ class EntityIndex:
         place: Counter[str] = Counter()
         after_the: set[str] = set()
         the_count: Counter[str] = Counter()  # uses right after "the"
+        product: Counter[str] = Counter()  # uses that name a product or service
         pairs: list[tuple[str, str]] = []
         first: dict[str, tuple[int, int]] = {}  # where each name is first used: (text, offset)
+        again: dict[str, tuple[int, int]] = {}  # where it is used the second time
         for t, text in enumerate(self.texts):
             pairs += paren_aliases(text)
             headlines = _headline_lines(text)
@@ -506,6 +524,8 @@ class EntityIndex:
                 if any(a <= m.start < b for a, b in headlines):
                     continue
                 counts[m.text] += 1
+                if m.text in first:
+                    again.setdefault(m.text, (t, m.start))
                 first.setdefault(m.text, (t, m.start))
                 if not m.sentence_initial:
                     mid.add(m.text)
@@ -522,6 +542,7 @@ class EntityIndex:
                 if _ORG_CONTEXT.match(text[m.end:m.end + 40]):
                     org[m.text] += 1
                 place[m.text] += bool(_PLACE_BEFORE.search(before))
+                product[m.text] += bool(_PRODUCT_BEFORE.search(before) or _PRODUCT_AFTER.match(after))
                 if _MARKET_OF.match(after):  # "Britain's largest coffee chain ... said it would": a place, not the actor
                     place[m.text] += 1
                 else:  # "Walmart, meanwhile, is expanding its ...": "its" for what it names, before any other name.
@@ -575,7 +596,7 @@ class EntityIndex:
             o += 2 * any(n == l.split()[0] for n in names for l in long if " " not in n)
             p += 2 * any(n == l.split()[-1] for n in names for l in long if " " not in n)
             entity.kind = self._kind(entity, p, o, sum(place[n] for n in names),
-                                     sum(the_count[n] for n in names) / max(1, entity.count))
+                                     sum(the_count[n] for n in names) / max(1, entity.count), sum(product[n] for n in names))
             evidence[id(entity)] = p
         # "Brisco Canada", "Brightfold Federal": shaped like a person's name, with nothing that says so, and the
         # first word of an organisation's: a unit of that organisation.
@@ -591,7 +612,7 @@ class EntityIndex:
                 self._merge(target, entity)
         for entity in self.entities:
             entity.count = sum(counts[n] for n in entity.names())
-            entity.name = self._canonical(entity, counts, {long for long, _ in pairs}, first)
+            entity.name = self._canonical(entity, counts, {long for long, _ in pairs}, first, again)
 
     def _new(self, name: str, counts: Counter[str]) -> Entity:
         entity = Entity(name=name, kind="other", count=counts.get(name, 0))
@@ -664,11 +685,13 @@ class EntityIndex:
         self.entities.remove(other)
 
     @staticmethod
-    def _kind(entity: Entity, person: int, org: int, place: int, the_share: float = 0.0) -> str:
+    def _kind(entity: Entity, person: int, org: int, place: int, the_share: float = 0.0, product: int = 0) -> str:
         names = entity.names()
         words_ = {w.lower().strip(".") for n in names for w in n.split()}
         if words_ & ORG_WORDS:
             return "organisation"
+        if product and product >= org:
+            return "other"  # "its ordering app, Harbourline Go": a product of the organisation, not one itself
         if any(re.search(r"\d", n) for n in names) or the_share >= 0.5:
             return "other"  # "the GT-75", "The Harvest Pilot will list at ...": a product or a thing, not a company
         if person >= 1 and person > org and any(_person_shaped(n) for n in names):
@@ -685,7 +708,8 @@ class EntityIndex:
         return "other"
 
     @staticmethod
-    def _canonical(entity: Entity, counts: Counter[str], long_forms: set[str], first: dict[str, tuple[int, int]]) -> str:
+    def _canonical(entity: Entity, counts: Counter[str], long_forms: set[str], first: dict[str, tuple[int, int]],
+                   again: dict[str, tuple[int, int]] | None = None) -> str:
         """The name a reader knows it by: a defined long form; for an organisation the full name the texts introduce
         it with (news gives "Halberd Telecom" first, then "Halberd"); else the most used name."""
         names = sorted(entity.names())
@@ -699,6 +723,14 @@ class EntityIndex:
             # The full name it is introduced with: used before (or where) any shorter name is first used.
             opening = min((first[n] for n in names if n in first), default=None)
             full = [n for n in usable if len(n.split()) > 1 and first.get(n) == opening]
+            opener = next((n for n in names if first.get(n) == opening), "")
+            # A headline that uses the short form ("Hearthbox to build ...") before the story gives the full one:
+            # the longer name comes before the short one is used again ("Hirebridge ..." and later "Hirebridge
+            # Shifts", its product, keep the short name).
+            later = (again or {}).get(opener, (1 << 30, 0))
+            longer = sorted((n for n in usable if len(n.split()) > len(opener.split()) and n in first and first[n] < later
+                             and n.split()[:len(opener.split())] == opener.split()), key=lambda n: first[n])
+            full = longer or full
             if full:
                 return full[0]
         return max(usable, key=lambda n: (counts[n] * (1 + 0.5 * (len(n.split()) - 1)), len(n)))

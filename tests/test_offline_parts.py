@@ -36,3 +36,66 @@ def test_an_ampersand_acronym_joins_its_long_form_and_a_market_is_not_an_organis
                       "T&F said the depots would open in May."])
     assert ix.resolve("T&F") is ix.resolve("Tollard & Finch") and ix.resolve("T&F").kind == "organisation"
     assert ix.resolve("Britain") is None or ix.resolve("Britain").kind != "organisation"
+
+
+def test_number_words_and_prepositions_opening_a_sentence_are_not_part_of_a_name():
+    from rag.language import mentions
+
+    assert [m.text for m in mentions("Six months ago Pettigrew said the plan had changed.")] == ["Pettigrew"]
+    assert [m.text for m in mentions("Unlike ACG, Lantern is shrinking its rooms.")] == ["ACG", "Lantern"]
+    assert [m.text for m in mentions("Allied Cinema Group said on Monday it would close 31 sites.")][0] == "Allied Cinema Group"
+
+
+def test_a_product_set_beside_its_owner_is_not_an_organisation():
+    from rag.language import EntityIndex
+
+    ix = EntityIndex(["Corvant Group said it would buy electric cars. Corvant ran its own car-sharing service, Corvant Share, "
+                      "from 2022. Corvant said the service was closed. Customers book through the Corvant Key app."])
+    assert ix.resolve("Corvant Share").kind == "other" and ix.resolve("Corvant Key").kind == "other"
+    assert ix.resolve("Corvant").kind == "organisation"
+
+
+def test_the_canonical_name_is_the_full_name_the_story_gives_after_a_headline_short_form():
+    from rag.language import EntityIndex
+
+    headline = "Hearthbox to build £70 million kitchen as it chases subscribers\n\n"
+    ix = EntityIndex([headline + "Hearthbox Foods, the meal-kit company, said on Tuesday it would build a kitchen. "
+                      "Hearthbox said the site would open in 2026. Hearthbox shares rose 6%."])
+    assert ix.resolve("Hearthbox").name == "Hearthbox Foods"
+    # A longer name that comes only after the short one is used again is its product, not its full name.
+    ix = EntityIndex(["Hirebridge charges employers when a candidate starts.\n\nHirebridge began in 2014 as a noticeboard. "
+                      "Hirebridge said it had 11 million jobseekers. In October we launch Hirebridge Shifts, which lets "
+                      "a care home book a worker."])
+    assert ix.resolve("Hirebridge").name == "Hirebridge"
+
+
+def test_an_organisation_named_inside_a_quotation_is_not_the_speakers_employer():
+    from rag.backends.offline_reading import quoted_spans
+
+    text = '"We are not going to become Encore," Chief Executive Fiona Aldous said.'
+    assert [text[a:b] for a, b in quoted_spans(text)] == ['"We are not going to become Encore,"']
+    text = 'That number no longer means much," Chief Executive Damian Roscoe told analysts.'
+    assert [text[a:b] for a, b in quoted_spans(text)] == ['That number no longer means much,"']
+    assert quoted_spans("No quotation here, said nobody.") == []
+
+
+def test_a_headline_states_the_strategy_of_the_organisation_it_opens_with():
+    from rag.backends.offline_reading import headline_thesis
+    from rag.context import ContextChunk
+    from rag.extract import entities_of, split_sentences
+    from rag.types import Chunk
+
+    def read(text: str):
+        chunk = Chunk(id="d1#0", doc_id="d1", ordinal=0, start=0, end=len(text), n_tokens=len(text.split()), text=text)
+        ctx = [ContextChunk(id="S1", chunk=chunk, source="d.txt")]
+        found = headline_thesis(split_sentences(ctx, vectors=False), entities_of(ctx))
+        return (found.thesis.name, found.thesis_strength) if found else None
+
+    body = "\n\n{} said on Monday that it had agreed a plan. {} said more would follow. {} shares rose 2% on Monday."
+    assert read("Lantern Cinemas bets on monthly pass and boutique screens" + body.format(*["Lantern Cinemas"] * 3)) == \
+        ("Lantern Cinemas", 2)
+    assert read("Corvant to go all-electric and scrap rental desks" + body.format("Corvant Group", "Corvant", "Corvant")) == \
+        ("Corvant Group", 1)
+    assert read("Hearthbox issues profit warning and turns to supermarkets with ready meals" +
+                body.format("Hearthbox Foods", "Hearthbox", "Hearthbox")) == ("Hearthbox Foods", 1)
+    assert read("Hearthbox shares fall after warning" + body.format("Hearthbox Foods", "Hearthbox", "Hearthbox")) is None

@@ -37,7 +37,7 @@ _INSTITUTION_NOUNS = frozenset("authority agency ministry council regulator comm
                                "university hospital programme program fund".split())
 _APPOSITION = re.compile(r",\s*(?:which|who|whose)\b[^;]{1,160}?,\s*(?=(?:is|are|was|were|has|have|had|will|would|can|could|"
                          r"may|said|says|plans|wants|aims|expects|\w+ed|\w+s)\b)|"
-                         r",\s*(?:which|who|whose|the|a|an|its|their|one of)\b[^,;]{1,120},|\s*\([A-Z][\w&.\-]{1,12}\)"
+                         r",\s*(?:which|who|whose|the|a|an|its|their|one of)\b(?:[^,;]|(?<=\d),(?=\d{3})){1,160},|\s*\([A-Z][\w&.\-]{1,12}\)"
                          # "X (XY), Britain's largest coffee chain by number of outlets, said ...": a possessive apposition
                          r"|,\s*[A-Z][\w&.'’-]*(?:\s+[A-Z][\w&.'’-]*){0,2}['’]s\s+[^,;]{1,100},(?=\s*(?:said|says|will|would|has|have|is|was|plans|"
                          r"agreed|announced|\w+ed)\b)")
@@ -148,7 +148,7 @@ THESIS_NOUNS = ("strategy|plan|approach|model|bet|aim|goal|ambition|thesis|playb
 _THESIS_AFTER_NOUN = (r"(?:\s+(?:to|for|with|in|on)\s+(?:[\w-]+\s+){0,2}?[\w-]+)?(?:,[^,.]{1,40},)?\s*(?::|is\b|was\b|has been\b|"
                       r"remains\b|rests\b|centres\b|centers\b|hinges\b|relies\b|calls for\b|is simple\b|involves\b|"
                       r"depends\b|lies\b)")
-THESIS_VERBS = (r"(?:is\s+|are\s+)?(?:betting|wagering|banking|counting)\s+(?:that|on)\b|bets\s+(?:that|on)\b|"
+THESIS_VERBS = (r"(?:is\s+|are\s+|was\s+|were\s+)?(?:betting|wagering|banking|counting)\s+(?:that|on)\b|bets\s+(?:that|on)\b|"
                 r"wants\s+to\b|want\s+to\b|aims\s+to\b|aim\s+to\b|"
                 r"(?:is|are)\s+(?:not\s+)?trying\s+to\b|tries\s+to\b|seeks\s+to\b|(?:is|are)\s+seeking\s+to\b|"
                 r"(?:is|are)\s+(?:positioning|repositioning|reinventing|remaking|transforming)\b|"
@@ -341,6 +341,29 @@ def read_document(sentences: Sequence[Sentence], entities: EntityIndex) -> tuple
         elif named and len({id(e) for _, e in named}) == 1 and id(named[-1][1]) not in sources:
             focus, focus_age = named[-1][1], 0
     return readings, people
+
+
+# A headline's predicate that states a direction: "X to shut 31 cinemas and rebuild around ...", "X bets on ...",
+# "X turns to supermarkets with ready meals".
+_HEADLINE_PREDICATE = re.compile(rf"^(?:['’]s?)?(?:\s+[a-z][\w-]*(?:\s+[\w£$€%,.-]+){{0,5}}?\s+(?:and|as\s+it))?\s+"
+                                 rf"(?:(?P<strong>{THESIS_VERBS})|to\s+[a-z]+\b|(?:turns|moves|shifts|pivots|switches|"
+                                 r"pushes|expands|retreats|refocuses|returns|heads)\s+(?:to|into|towards?|away|back|from|on)\b)")
+
+
+def headline_thesis(sentences: Sequence[Sentence], entities: EntityIndex) -> Reading | None:
+    """A news headline whose subject is an organisation and whose predicate states where it is going: the
+    story's own one-line statement of that organisation's strategy (read as a weak thesis; 2 with a thesis verb)."""
+    if not sentences or not sentences[0].is_heading:
+        return None
+    s = sentences[0]
+    found = mentions(s.text)
+    if not found or found[0].start > 4:
+        return None
+    e = entities.resolve(found[0].text)
+    m = _HEADLINE_PREDICATE.match(s.text[found[0].end:])
+    if e is None or e.kind != "organisation" or m is None:
+        return None
+    return Reading(s=s, orgs=[e], actor=e, topic=e, thesis=e, thesis_strength=2 if m.group("strong") else 1)
 
 
 _SPEECH_VERB = re.compile(r"(?:['’]s\s+\w+\s+)?(?:,[^,]{1,80},\s*)?\s*(?:also\s+)?(?:said|says|told|noted|argued|wrote|estimates?|"
@@ -673,14 +696,34 @@ def _role(text: str, start: int, end: int, entity: Entity) -> str:
     return sorted(entity.titles)[0] if entity.titles else ""
 
 
+_QUOTED = re.compile(r"[\"“][^\"“”]*[\"”]")
+
+
+def quoted_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` quotes someone: each quotation, and the start of the sentence when it closes a quotation opened
+    in an earlier one ('... very much," Chief Executive Damian Roscoe told analysts.')."""
+    first = re.search(r"[\"“”]", text)
+    if first is None:
+        return []
+    at = first.start()
+    closes = text[at] == "”" or (text[at] == '"' and text.count('"') % 2 == 1 and text[at - 1:at] in (",", ".", "!", "?"))
+    rest = at + 1 if closes else 0
+    spans = [(rest + m.start(), rest + m.end()) for m in _QUOTED.finditer(text[rest:])]
+    return [(0, at + 1)] + spans if closes else spans
+
+
 def _affiliations(s: Sentence, entities: EntityIndex, people: dict[int, Affiliation], named: list[tuple[int, Entity]],
                   focus: Entity | None) -> None:
+    quoted = quoted_spans(s.text)
     for m in mentions(s.text):
         person = entities.resolve(m.text)
         if person is None or person.kind != "person":
             continue
         role = _role(s.text, m.start, m.end, person)
         owner = None
+        inside = any(a <= m.start < b for a, b in quoted)
+        # An organisation named inside a quotation is what the speaker talks about, not whom they work for.
+        near = [(pos, e) for pos, e in named if inside or not any(a <= pos < b for a, b in quoted)]
         if m.title_owner:
             e = entities.resolve(m.title_owner)
             owner = e if e is not None and e.kind == "organisation" else None
@@ -688,7 +731,7 @@ def _affiliations(s: Sentence, entities: EntityIndex, people: dict[int, Affiliat
             # "Beatrix Nollau, ASMI's programme director", "CFO of Halberd", "an analyst at Fjordline Securities"
             window = s.text[max(0, m.start - 80):m.end + 100]
             nearest = None
-            for pos, e in named:
+            for pos, e in near:
                 rel = pos - max(0, m.start - 80)
                 if 0 <= rel < len(window):
                     gap = abs(pos - m.start)
@@ -696,7 +739,7 @@ def _affiliations(s: Sentence, entities: EntityIndex, people: dict[int, Affiliat
                         nearest = (gap, e)
             owner = nearest[1] if nearest else None
         explicit = owner is not None
-        if owner is None and role and not named:
+        if owner is None and role and not near:
             owner = focus
         known = people.get(id(person))
         if known is None or (owner is not None and (known.organisation is None or (explicit and not known.explicit))):

@@ -34,7 +34,7 @@ from ..types import (
 )
 from .offline_reading import (
     THESIS_NOUNS, Reading, clause_around, date_sort_key, document_date, event_dates, figure_text, org_salience,
-    phrase_around, read_document, thesis_rank,
+    headline_thesis, phrase_around, read_document, thesis_rank,
 )
 
 MAX_ORGANISATIONS = 8
@@ -108,9 +108,11 @@ def summarize_document(doc_id: str, title: str, context: list[ContextChunk], *, 
     _fold_units(readings)
     salience = org_salience(readings)
     acting = Counter(id(r.actor) for r in readings if r.actor is not None and not r.quote and not r.speech)
-    theses = Counter(id(r.thesis) for r in readings if r.thesis is not None)
+    headline = headline_thesis(sentences, entities)
+    theses = Counter(id(r.thesis) for r in readings + ([headline] if headline else []) if r.thesis is not None)
     mentioned = Counter(id(e) for r in readings for e in r.orgs)
-    by_id = {id(e): e for r in readings for e in r.orgs + [x for x in (r.actor, r.thesis, r.topic) if x is not None]}
+    by_id = {id(e): e for r in readings + ([headline] if headline else [])
+             for e in r.orgs + [x for x in (r.actor, r.thesis, r.topic) if x is not None]}
     # A section for each organisation that states a strategy or acts: more than once, or once in a dated or counted
     # move ("Kroger on Monday hired ..."); names only mentioned in passing get none.
     newsworthy = Counter(id(r.actor) for r in readings if r.actor is not None and not r.quote and (r.events or r.figures))
@@ -131,7 +133,7 @@ def summarize_document(doc_id: str, title: str, context: list[ContextChunk], *, 
     used: set[int] = set()
     orgs: list[Organisation] = []
     for e in chosen:
-        own = [r for r in readings if r.thesis is e]
+        own = [r for r in readings if r.thesis is e] + ([headline] if headline is not None and headline.thesis is e else [])
         if any(r.thesis_strength >= 2 for r in own):
             # A weak statement of intent that is still pending ("plans to bid in the June auction") is an open
             # question rather than the strategy, when a plainer statement of the strategy exists.
