@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from .normalize import normalize
-from .types import Answer, Briefing, Citation, CitedItem, Organisation, StrategySummary
+from .types import Answer, Briefing, Citation, CitedItem, Organisation, OrganisationProfile, StrategySummary
 
 # ESC-introduced sequences (CSI ... final byte, OSC/DCS/APC/PM ... BEL or ST, two-character escapes),
 # then any other C0 control but tab and newline, DEL, and C1 controls (U+0080-U+009F, e.g. CSI U+009B).
@@ -72,7 +72,7 @@ def _cell(text: str) -> str:
     return md(text) or " "
 
 
-def _organisation_lines(org: Organisation, notes: _Footnotes, h: str, *, silent: list[str] | None = None) -> list[str]:
+def _organisation_lines(org: Organisation, notes: _Footnotes, h: str) -> list[str]:
     lines = [f"{h} {md(org.name)}", ""]
     facts = []
     if org.aliases:
@@ -91,11 +91,24 @@ def _organisation_lines(org: Organisation, notes: _Footnotes, h: str, *, silent:
     if org.results:
         lines += ["**Results**", ""] + [notes.item(r) for r in org.results] + [""]
     if org.figures:
+        # Figures that one phrase states together ("revenue rose 11% to £214 million") share one row.
+        rows: dict[str, list] = {}
+        for f in org.figures:
+            rows.setdefault(normalize(" ".join(f.text.split())).lower(), []).append(f)
         lines += ["**Figures**", "", "| figure | what of |", "|---|---|"]
-        lines += [f"| {_cell(f.value)} | {_cell(f.text)} {notes.refs(f.citations, f.text)} |" for f in org.figures] + [""]
-    if silent:
-        lines += ["*Not mentioned in: " + ", ".join(md(x) for x in silent) + ".*", ""]
+        lines += [f"| {_cell('; '.join(f.value for f in fs))} | {_cell(fs[0].text)} "
+                  f"{notes.refs(list({(c.chunk_id, c.start, c.end): c for f in fs for c in f.citations}.values()), fs[0].text)} |"
+                  for fs in rows.values()] + [""]
     return lines
+
+
+def _coverage_lines(organisations: list[OrganisationProfile]) -> list[str]:
+    """Which documents say nothing about each organisation, as one table after the sections."""
+    silent = [o for o in organisations if o.silent]
+    if not silent:
+        return []
+    return ["## Coverage", "", "| organisation | not mentioned in |", "|---|---|"] + \
+        [f"| {_cell(o.name)} | {_cell(', '.join(o.silent))} |" for o in silent] + [""]
 
 
 def summary_markdown(summary: StrategySummary, *, notes: _Footnotes | None = None, level: int = 1) -> str:
@@ -124,7 +137,8 @@ def briefing_markdown(briefing: Briefing) -> str:
     if briefing.executive_summary:
         lines += ["## Executive summary", ""] + [notes.item(i) for i in briefing.executive_summary] + [""]
     for org in briefing.organisations:
-        lines += _organisation_lines(org, notes, "##", silent=org.silent)
+        lines += _organisation_lines(org, notes, "##")
+    lines += _coverage_lines(briefing.organisations)
     if briefing.contrasts:
         lines += ["## Contrasts", ""] + [notes.item(c) for c in briefing.contrasts] + [""]
     if briefing.timeline:

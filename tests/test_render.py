@@ -74,3 +74,19 @@ def test_verified_citations_carry_the_page_of_their_start() -> None:
 def test_a_title_case_line_inside_a_paragraph_is_prose() -> None:
     assert clean_text("The plan was drafted, according to\nJohn Smith\nand two engineers.") == \
         "The plan was drafted, according to John Smith and two engineers."
+
+
+def test_figures_one_phrase_states_together_share_a_row_and_coverage_is_one_table() -> None:
+    from rag.render import briefing_markdown
+    from rag.types import Briefing, FigureItem, OrganisationProfile
+
+    quote = "Encore's revenue rose 11% to £214 million in 2025."
+    cite = Citation(source="a.txt", chunk_id="a#0", quote=quote, start=0, end=len(quote))
+    text = "revenue rose 11% to £214 million in 2025"
+    org = OrganisationProfile(name="Encore", figures=[FigureItem(value="11%", text=text, citations=[cite]),
+                                                      FigureItem(value="£214 million", text=text, citations=[cite])],
+                              documents=["a.txt"], silent=["b.txt"])
+    md = briefing_markdown(Briefing(title="B", organisations=[org]))
+    rows = [line for line in md.splitlines() if "revenue rose 11%" in line and line.startswith("|")]
+    assert rows == ["| 11%; £214 million | revenue rose 11% to £214 million in 2025 [^1] |"]
+    assert "| Encore | b.txt |" in md and "Not mentioned in" not in md

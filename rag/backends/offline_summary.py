@@ -241,6 +241,19 @@ def _best_date(r: Reading):
     return max(r.events, key=lambda d: (bool(re.search(r"\d", d.text)) + bool(re.search(r"[A-Za-z]", d.text)), -d.start))
 
 
+_REPORTING_PERIOD = re.compile(r"(?:in\s+|for\s+|during\s+)?(?:(?:last|this|the)\s+(?:financial\s+|fiscal\s+)?(?:year|quarter|half|month)"
+                               r"|(?:the\s+)?(?:first|second|third|fourth)\s+(?:half|quarter)(?:\s+of\s+(?:19|20)\d{2})?|(?:19|20)\d{2})", re.I)
+
+
+def _past_period(text: str, d, default_year: int | None) -> bool:
+    """The date is a reporting period that has ended ("last year", "in the first half", "in 2025" in a 2026 story),
+    not a target ("by 2028") or a day."""
+    if not _REPORTING_PERIOD.fullmatch(d.text.strip()) or re.search(r"\b(?:by|before|until|from|to)\s*$", text[:d.start]):
+        return False
+    year = re.search(r"(?:19|20)\d{2}", d.text)
+    return year is None or default_year is None or int(year.group(0)) <= default_year
+
+
 def _timeline(readings: Sequence[Reading], default_year: int | None, source: str) -> list[TimelineEntry]:
     """Dated events of the document, one per sentence, in date order (undated ones by position)."""
     events = []
@@ -248,6 +261,9 @@ def _timeline(readings: Sequence[Reading], default_year: int | None, source: str
         if not r.events or r.quote or not (r.topic or r.pending or len(r.orgs) > 1):  # a joint event has no one topic
             continue
         d = _best_date(r)
+        if r.result and _past_period(r.s.text, d, default_year):
+            continue  # results for a period ("revenue rose 11% to £214 million in 2025") are figures, not events
+
         key = date_sort_key(d.text, default_year)
         events.append((key, r, d))
     # The most telling events (a day and month, an organisation acting), shown in date order.
