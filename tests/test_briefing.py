@@ -209,3 +209,18 @@ def test_briefing_merges_an_organisation_named_differently_across_documents_and_
     assert [e.date for e in briefing.timeline][:2] == ["March 3", "May 2"]
     md = briefing_markdown(briefing)
     assert "| organisation | not mentioned in |" in md and " | two.txt |" in md and "| date | organisation | event | source |" in md
+
+
+def test_an_organisation_that_only_says_what_it_will_do_has_that_as_its_strategy() -> None:
+    text = ("Tarrow Bikes opened a shop in Leeds on March 2, its ninth. Tarrow Bikes will open repair hubs in its shops and "
+            "sell refurbished bikes through them. Tarrow Bikes hired 60 mechanics in April. Brisco Cycles cut its prices "
+            "on May 5. Brisco Cycles' plan is to sell only online. Brisco Cycles closed two warehouses in June.")
+    ctx = _context(text)
+    summaries = [verify_summary(summarize_document("a.txt", "A", ctx), ctx)]
+    briefing = build_briefing("B", summaries, {"a.txt": {"source": "a.txt", "text": text}})
+    tarrow = next(o for o in briefing.organisations if o.name == "Tarrow Bikes")
+    assert [t.text for t in tarrow.thesis] == ["Tarrow Bikes will open repair hubs in its shops and sell refurbished "
+                                               "bikes through them."]
+    assert all("repair hubs" not in m.text for m in tarrow.moves)
+    brisco = next(o for o in briefing.organisations if o.name == "Brisco Cycles")
+    assert [t.text for t in brisco.thesis] == ["Brisco Cycles' plan is to sell only online."]

@@ -138,6 +138,8 @@ def summarize_document(doc_id: str, title: str, context: list[ContextChunk], *, 
             # A weak statement of intent that is still pending ("plans to bid in the June auction") is an open
             # question rather than the strategy, when a plainer statement of the strategy exists.
             own = [r for r in own if r.thesis_strength >= 2 or not r.pending]
+        if not own:  # nothing states its strategy in so many words: its plainest statement of what it will do
+            own = _plans_of(e, readings, central)[:1]
         own.sort(key=lambda r: (-r.thesis_strength, r.s.index))
         strong = [r for r in own if r.thesis_strength >= 2]
         thesis = (strong if len(strong) >= 2 else own)[:MAX_THESIS]  # the plainest statements first
@@ -452,6 +454,23 @@ def build_briefing(title: str, summaries: list[StrategySummary], documents: dict
     return Briefing(title=title, executive_summary=executive, organisations=profiles, contrasts=contrasts[1:],
                     timeline=timeline, themes=fresh(themes) if len(summaries) == 1 else themes,
                     implications=fresh(implications), open_questions=fresh(open_questions), sources=source_list)
+
+
+_FORWARD = re.compile(r"\b(?:will|would|plans?\s+to|planned\s+to|aims?\s+to|aimed\s+to|intends?\s+to|intended\s+to|is\s+to|"
+                      r"are\s+to|is\s+going\s+to|wants?\s+to|wanted\s+to|hopes?\s+to|seeks?\s+to|is\s+preparing\s+to|"
+                      r"targets?|is\s+targeting)\b", re.I)
+_HORIZON_WORDS = re.compile(r"\b(?:by|before|within|over|from|in)\s+(?:the\s+)?(?:end\s+of\s+|next\s+|coming\s+)?"
+                            r"(?:(?:19|20)\d{2}|year|years|decade|months)\b|\bnext\s+year\b", re.I)
+
+
+def _plans_of(e, readings: Sequence[Reading], central: dict[int, float]) -> list[Reading]:
+    """What an organisation that acts more than once (or on a date) says it will do: its own sentences with a
+    forward-looking verb (not quotations, results or background), one with a horizon first, then the most central."""
+    acts = [r for r in readings if r.actor is e and not r.quote and not r.background]
+    if len(acts) < 2 and not any(r.events for r in acts):
+        return []  # mentioned in passing: its one plan does not make it a player
+    plans = [r for r in acts if not r.speech and not r.result and not r.pending and _FORWARD.search(r.s.text)]
+    return sorted(plans, key=lambda r: (not _HORIZON_WORDS.search(r.s.text), -central[id(r)], r.s.index))
 
 
 def _one_organisation_per_person(profiles: Sequence[OrganisationProfile]) -> None:
