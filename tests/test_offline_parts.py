@@ -99,3 +99,20 @@ def test_a_headline_states_the_strategy_of_the_organisation_it_opens_with():
     assert read("Hearthbox issues profit warning and turns to supermarkets with ready meals" +
                 body.format("Hearthbox Foods", "Hearthbox", "Hearthbox")) == ("Hearthbox Foods", 1)
     assert read("Hearthbox shares fall after warning" + body.format("Hearthbox Foods", "Hearthbox", "Hearthbox")) is None
+
+
+def test_a_plan_the_sentence_sets_in_the_past_is_history_and_an_opener_does_not_hide_the_subject():
+    from rag.backends.offline_reading import history_first, read_document
+    from rag.context import ContextChunk
+    from rag.extract import entities_of, split_sentences
+    from rag.types import Chunk
+
+    assert history_first("As recently as 2023, the company promised to open 25 new multiplexes by 2027.")
+    assert not history_first("Donnelly wants a smaller airline built around the network it has flown for decades.")
+    text = ("Halvard Volt said on Monday it had bought 52 motorway sites from Wayfare Roadside. Rather than scatter "
+            "chargers across car parks, the company is concentrating on a few very busy sites on long-distance routes. "
+            "Halvard Volt shares rose 2% on Monday.")
+    chunk = Chunk(id="d1#0", doc_id="d1", ordinal=0, start=0, end=len(text), n_tokens=30, text=text)
+    ctx = [ContextChunk(id="S1", chunk=chunk, source="d.txt")]
+    readings, _ = read_document(split_sentences(ctx, vectors=False), entities_of(ctx))
+    assert readings[1].thesis is not None and readings[1].thesis.name == "Halvard Volt"

@@ -30,8 +30,8 @@ ORG_NOUNS = ("company|firm|group|business|operator|carrier|lender|bank|insurer|r
              "chipmaker|foundry|port|railway|network|studio|publisher|broadcaster|hospital|university|club|union|"
              "cooperative|co-op|owner|buyer|seller|investor|acquirer|rival|incumbent|challenger|newcomer|venture|unit|"
              "subsidiary|parent|division|pharmacy|drugstore|marketplace|app|service")
-_BACK_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?(?:(?:It|Its|Their|They|Management(?:['’]s)?|Executives['’]?)(?=[\s,])|"
-                             rf"The\s+(?:\w+\s+)?(?P<noun>{ORG_NOUNS})(?:['’]s)?\b)")
+_BACK_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?(?:(?:[Ii]t|[Ii]ts|[Tt]heir|[Tt]hey|Management(?:['’]s)?|Executives['’]?)(?=[\s,])|"
+                             rf"[Tt]he\s+(?:\w+\s+)?(?P<noun>{ORG_NOUNS})(?:['’]s)?\b)")  # lower case after an opener
 # Nouns that name a kind of body: "the authority" is the authority the text named, not the company it is about.
 _INSTITUTION_NOUNS = frozenset("authority agency ministry council regulator commission board court government port union "
                                "university hospital programme program fund".split())
@@ -103,13 +103,21 @@ def main_actor(text: str, entities: EntityIndex) -> tuple[Entity | None, bool]:
     return None, bool(words) and not _BACK_REFERENCE.match(rest)
 
 
-_NOUN_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?The\s+(?:\w+\s+)?(?:{ORG_NOUNS})\b")
+_NOUN_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?[Tt]he\s+(?:\w+\s+)?(?:{ORG_NOUNS})\b")
 
 
 _SOURCE_BEFORE = re.compile(r"\b(?:according to|said|says|told|estimates? by|data from|figures from|analysts?|economists?|"
                             r"research(?:ers)?|strategists?)\b[^.;]{0,40}$", re.I)
-_BACKGROUND = re.compile(r"\b(?:the old (?:story|model|playbook|days|order|way)|used to|in the past|for decades|years ago|"
+_BACKGROUND = re.compile(r"\b(?:the (?:old|previous|earlier|original) (?:story|model|playbook|days|order|way)|"
+                         r"used to|in the past|for decades|years ago|as recently as|until recently|"
                          r"back then|historically|traditionally|once (?:was|were|had|dominated))\b", re.I)
+def history_first(text: str) -> bool:
+    """The sentence opens on the past ("As recently as 2023, the company promised ...", "The old plan was ..."):
+    what it says the organisation meant to do is history, not its strategy (a past detail later in the sentence,
+    "... the network it has flown for decades", is not)."""
+    return bool(_BACKGROUND.search(" ".join(text.split()[:6])))
+
+
 _PRESENT = re.compile(r"\b(?:now|today|these days|increasingly|no longer)\b", re.I)  # "What used to be ... is now ..."
 _ANALYST_AT = re.compile(r"\b(?:analysts?|economists?|strategists?|researchers?|consultants?|adviser|advisor|professor|"
                          r"fellow|partner)\s+(?:at|with|for|from)\s+(?:the\s+)?$", re.I)
@@ -469,12 +477,13 @@ def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None,
         # a rival's, the main clause states the actor's strategy.
         best = (2, 0, r.actor)
     if back is not None:
+        main = main_subject(without_time_opener(text))[1]  # "Rather than scatter chargers ..., the company is ..."
         if re.match(rf"^\s*(?:Its|Their|The\s+(?:\w+\s+)?(?:{ORG_NOUNS})['’]s|Management['’]s|(?:Its|The)\s+(?:board|management|"
                     rf"executives|leadership)['’]s?)\s+(?:[\w-]+\s+){{0,2}}?(?:{THESIS_NOUNS}|view)\b"
                     rf"{_THESIS_AFTER_NOUN}", text, re.I):
             best = max(best or (0, 0, back), (3, 0, back), key=lambda b: (b[0], b[1]))
         elif re.match(rf"^\s*(?:It|They|The\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+(?:also\s+|now\s+|still\s+|instead\s+)?(?:{THESIS_VERBS})",
-                      text, re.I):
+                      main, re.I):
             best = max(best or (0, 0, back), (2, 0, back), key=lambda b: (b[0], b[1]))
     # "What it wants is the coffee-shop counter": the organisation the text is about
     if (back or focus) is not None and re.match(rf"^\s*What\s+(?:it|they|the\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+{_WHAT_AFTER}", text, re.I):

@@ -34,7 +34,7 @@ from ..types import (
 )
 from .offline_reading import (
     THESIS_NOUNS, Reading, clause_around, date_sort_key, document_date, event_dates, figure_text, org_salience,
-    headline_thesis, phrase_around, read_document, thesis_rank,
+    headline_thesis, history_first, phrase_around, read_document, thesis_rank,
 )
 
 MAX_ORGANISATIONS = 8
@@ -133,7 +133,8 @@ def summarize_document(doc_id: str, title: str, context: list[ContextChunk], *, 
     used: set[int] = set()
     orgs: list[Organisation] = []
     for e in chosen:
-        own = [r for r in readings if r.thesis is e] + ([headline] if headline is not None and headline.thesis is e else [])
+        own = [r for r in readings if r.thesis is e and not (r.background and history_first(r.s.text))] + \
+            ([headline] if headline is not None and headline.thesis is e else [])
         if any(r.thesis_strength >= 2 for r in own):
             # A weak statement of intent that is still pending ("plans to bid in the June auction") is an open
             # question rather than the strategy, when a plainer statement of the strategy exists.
