@@ -427,9 +427,9 @@ _MARKET_OF = re.compile(r"['’]s\s+(?:second-|third-)?(?:largest|biggest|leadin
 _PRODUCT_NOUNS = (r"(?:app|apps|service|format|brand|label|range|product|products|card|scheme|platform|pass|tag|line|device|"
                   r"tool|system|feature|layout|subscription|model|offering|programme|program|membership|package|name)")
 _PRODUCT_BEFORE = re.compile(rf"\b(?:its|their|a|the)\s+(?:own\s+|new\s+)?(?:[\w-]+\s+){{0,2}}?{_PRODUCT_NOUNS},\s*$"
-                             r"|\b(?:under|called|named|branded)\s+the\s*$", re.I)
-_PRODUCT_AFTER = re.compile(rf"^(?:,\s*(?:its|their)\s+(?:own\s+|new\s+)?(?:[\w-]+\s+){{0,2}}?{_PRODUCT_NOUNS}\b"
-                            rf"|\s+(?:name|brand|label|app|format|range)\b)", re.I)
+                             rf"|\b{_PRODUCT_NOUNS},?\s+(?:called|named|known\s+as)\s*$|\b(?:under|called|named|branded)\s+the\s*$", re.I)
+_PRODUCT_AFTER = re.compile(rf"^(?:,\s*(?:[Ii]ts|[Tt]heir)\s+(?:own\s+|new\s+)?(?:[\w-]+\s+){{0,2}}?{_PRODUCT_NOUNS}\b"
+                            r"|\s+(?:name|brand|label|app|format|range|system|software|platform)\b)")
 _IT_AFTER = re.compile(r"^(?:[^.!?A-Z]|[A-Z][a-z]*\b(?<!\s[A-Z]))*?\b(?:it|its|itself)\b")
 _HE_AFTER = re.compile(r"^[^.!?]{0,60}\b(?:he|she|his|her|him|himself|herself)\b")
 _PERSON_VERBS = re.compile(r"\s+(?:has been|had been|is|was|became|will become|serves as|served as|remains)\s+(?:the|its|their|a|an|"
@@ -688,10 +688,10 @@ class EntityIndex:
     def _kind(entity: Entity, person: int, org: int, place: int, the_share: float = 0.0, product: int = 0) -> str:
         names = entity.names()
         words_ = {w.lower().strip(".") for n in names for w in n.split()}
+        if product and (product > org or (product == org and not words_ & ORG_WORDS)):
+            return "other"  # "its ordering app, Harbourline Go": a product of the organisation, not one itself
         if words_ & ORG_WORDS:
             return "organisation"
-        if product and product >= org:
-            return "other"  # "its ordering app, Harbourline Go": a product of the organisation, not one itself
         if any(re.search(r"\d", n) for n in names) or the_share >= 0.5:
             return "other"  # "the GT-75", "The Harvest Pilot will list at ...": a product or a thing, not a company
         if person >= 1 and person > org and any(_person_shaped(n) for n in names):

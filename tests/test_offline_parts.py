@@ -53,6 +53,11 @@ def test_a_product_set_beside_its_owner_is_not_an_organisation():
                       "from 2022. Corvant said the service was closed. Customers book through the Corvant Key app."])
     assert ix.resolve("Corvant Share").kind == "other" and ix.resolve("Corvant Key").kind == "other"
     assert ix.resolve("Corvant").kind == "organisation"
+    ix = EntityIndex(["Pemberton Lowe will switch on a new system. The system, called ClearPath and built with Calder "
+                      "Analytics, ranks applications. Pemberton Lowe is spending £38m on ClearPath. The National Health "
+                      "Service said it would use the National Health Service app."])
+    assert ix.resolve("ClearPath").kind == "other"
+    assert ix.resolve("National Health Service").kind == "organisation"
 
 
 def test_the_canonical_name_is_the_full_name_the_story_gives_after_a_headline_short_form():
