@@ -238,7 +238,8 @@ def _connector_ok(connector: str, group: list[tuple[int, int, str]]) -> bool:
     """"of", "&" and "for" join names ("Bank of Calder", "Halloway Ruddick & Co"); "and" only inside an
     "X of ..." name ("Department of Public Health and Community Wellness"), else it joins two names."""
     low = connector.lower()
-    if low == "of" and len(group) >= 2 and _person_shaped(" ".join(t[2] for t in group)) and \
+    named = [t for t in group if t[2].lower() not in FUNCTION_WORDS]  # "The Port of Merrow Authority": "Port" alone
+    if low == "of" and len(named) >= 2 and _person_shaped(" ".join(t[2] for t in named)) and \
             not any(_is_title(t[2]) for t in group):
         return False  # "Martin Kowalczyk of Ostrander Health Capital": a person, then where they work
     if low in {"&", "of", "for", "de", "du", "la", "van", "von", "der"}:

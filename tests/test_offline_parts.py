@@ -121,3 +121,31 @@ def test_a_plan_the_sentence_sets_in_the_past_is_history_and_an_opener_does_not_
     ctx = [ContextChunk(id="S1", chunk=chunk, source="d.txt")]
     readings, _ = read_document(split_sentences(ctx, vectors=False), entities_of(ctx))
     assert readings[1].thesis is not None and readings[1].thesis.name == "Halvard Volt"
+
+
+def test_a_port_of_name_stays_whole_and_a_dated_said_that_it_would_is_the_organisations_own_commitment():
+    from rag.backends.offline_reading import _speaks
+    from rag.language import EntityIndex, mentions
+
+    assert [m.text for m in mentions("The Port of Merrow Authority, which owns the harbour, said it would spend more.")] \
+        == ["Port of Merrow Authority"]
+    ix = EntityIndex(["The Port of Merrow Authority said on the same day that it would spend £52 million on shore power. "
+                      "The Franchise Standards Council said in March that it had received complaints."])
+    port, council = ix.resolve("Port of Merrow Authority"), ix.resolve("Franchise Standards Council")
+    assert not _speaks("The Port of Merrow Authority said on the same day that it would spend £52 million.", port)
+    assert _speaks("The Franchise Standards Council said in March that it had received complaints.", council)
+
+
+def test_a_headline_line_read_as_the_first_sentence_is_still_a_headline():
+    from rag.backends.offline_reading import headline_thesis
+    from rag.context import ContextChunk
+    from rag.extract import entities_of, split_sentences
+    from rag.types import Chunk
+
+    text = ("NCSP to replace fleet with hybrid-electric ships and close Warrenpoint route as Brightwater sells freight arm\n\n"
+            "LIVERPOOL, March 3, 2027\n\nThe North Channel Steam Packet Company (NCSP) will replace its fleet. NCSP said "
+            "the ships would cut fuel use. NCSP shares rose 2%.")
+    chunk = Chunk(id="d1#0", doc_id="d1", ordinal=0, start=0, end=len(text), n_tokens=60, text=text)
+    ctx = [ContextChunk(id="S1", chunk=chunk, source="d.txt")]
+    found = headline_thesis(split_sentences(ctx, vectors=False), entities_of(ctx))
+    assert found is not None and found.thesis.name == "North Channel Steam Packet Company"

@@ -361,9 +361,11 @@ _HEADLINE_PREDICATE = re.compile(rf"^(?:['’]s?)?(?:\s+[a-z][\w-]*(?:\s+[\w£$�
 def headline_thesis(sentences: Sequence[Sentence], entities: EntityIndex) -> Reading | None:
     """A news headline whose subject is an organisation and whose predicate states where it is going: the
     story's own one-line statement of that organisation's strategy (read as a weak thesis; 2 with a thesis verb)."""
-    if not sentences or not sentences[0].is_heading:
+    if not sentences:
         return None
     s = sentences[0]
+    if not s.is_heading and s.text.rstrip()[-1:] in ".!?\"”":  # a headline is a line of its own, without a full stop
+        return None
     found = mentions(s.text)
     if not found or found[0].start > 4:
         return None
@@ -376,7 +378,11 @@ def headline_thesis(sentences: Sequence[Sentence], entities: EntityIndex) -> Rea
 
 _SPEECH_VERB = re.compile(r"(?:['’]s\s+\w+\s+)?(?:,[^,]{1,80},\s*)?\s*(?:also\s+)?(?:said|says|told|noted|argued|wrote|estimates?|"
                           r"estimated|expects?|expected|forecasts?|forecast|predicts?|predicted|believes?|thinks?|calculates?|"
-                          r"calculated|reckons?|warned|warns|cautioned)\b(?!\s+(?:it|that it|they|the company|the group)\b)")
+                          r"calculated|reckons?|warned|warns|cautioned)\b"
+                          r"(?!\s+(?:it|that it|they|the company|the group)\b)"
+                          # "X said on the same day that it would spend ...": X's own commitment, not an estimate
+                          r"(?!\s+(?:on|last|this|in|at|earlier|late)\b[^,.\"“”]{0,30}?\s+(?:that\s+)?(?:it|they|the company|the group)\s+"
+                          r"(?:would|will|planned|plans|intended|intends|aimed|aims|had agreed|agreed)\b)")
 
 
 def _speaks(text: str, actor: Entity) -> bool:

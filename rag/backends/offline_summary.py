@@ -109,6 +109,11 @@ def summarize_document(doc_id: str, title: str, context: list[ContextChunk], *, 
     salience = org_salience(readings)
     acting = Counter(id(r.actor) for r in readings if r.actor is not None and not r.quote and not r.speech)
     headline = headline_thesis(sentences, entities)
+    body_headline = next((r for r in readings if headline is not None and r.s is headline.s), None)
+    if body_headline is not None:  # read as the first body sentence: it states the thesis itself, once
+        if body_headline.thesis is None:
+            body_headline.thesis, body_headline.thesis_strength = headline.thesis, headline.thesis_strength
+        headline = None
     theses = Counter(id(r.thesis) for r in readings + ([headline] if headline else []) if r.thesis is not None)
     mentioned = Counter(id(e) for r in readings for e in r.orgs)
     by_id = {id(e): e for r in readings + ([headline] if headline else [])
