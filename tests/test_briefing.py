@@ -224,3 +224,16 @@ def test_an_organisation_that_only_says_what_it_will_do_has_that_as_its_strategy
     assert all("repair hubs" not in m.text for m in tarrow.moves)
     brisco = next(o for o in briefing.organisations if o.name == "Brisco Cycles")
     assert [t.text for t in brisco.thesis] == ["Brisco Cycles' plan is to sell only online."]
+
+
+def test_a_share_price_move_and_last_years_results_are_figures_not_timeline_events() -> None:
+    text = ("Encore Wardrobe said on Monday (February 16) that it would stop peer-to-peer listings. Encore will open three "
+            "centres by 2028. Encore's revenue rose 11% to £214 million in 2025, but it made a loss of £19 million. "
+            "Shares in Encore rose 8% in London on Monday.")
+    ctx = _context(text)
+    summary = summarize_document("a.txt", "A", ctx, date="2026-02-17")
+    events = " ".join(e.text for e in summary.timeline)
+    assert "February 16" in " ".join(e.date or "" for e in summary.timeline) and "2028" in events
+    assert "rose 8%" not in events and "£214 million" not in events
+    encore = next(o for o in summary.organisations if o.name == "Encore Wardrobe")
+    assert {"8%", "£214 million"} <= {f.value for f in encore.figures}

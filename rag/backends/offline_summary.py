@@ -253,6 +253,11 @@ _REPORTING_PERIOD = re.compile(r"(?:in\s+|for\s+|during\s+)?(?:(?:last|this|the)
                                r"|(?:the\s+)?(?:first|second|third|fourth)\s+(?:half|quarter)(?:\s+of\s+(?:19|20)\d{2})?|(?:19|20)\d{2})", re.I)
 
 
+_SHARE_MOVE = re.compile(r"^\s*(?:(?:The\s+)?(?:[A-Z][\w&'’.-]*\s+){0,4}?(?:[A-Z][\w&.-]*['’]s?\s+)?shares|Shares\s+(?:in|of)\s+"
+                         r"(?:[A-Z][\w&'’.-]*\s+){1,5})\s*(?:\w+\s+)?(?:rose|fell|jumped|dropped|climbed|slid|slumped|gained|lost|"
+                         r"surged|tumbled|sank|soared|plunged|were\s+(?:flat|unchanged|down|up)|closed|ended)\b")
+
+
 def _past_period(text: str, d, default_year: int | None) -> bool:
     """The date is a reporting period that has ended ("last year", "in the first half", "in 2025" in a 2026 story),
     not a target ("by 2028") or a day."""
@@ -268,6 +273,8 @@ def _timeline(readings: Sequence[Reading], default_year: int | None, source: str
     for r in readings:
         if not r.events or r.quote or not (r.topic or r.pending or len(r.orgs) > 1):  # a joint event has no one topic
             continue
+        if _SHARE_MOVE.match(r.s.text):
+            continue  # the market's reaction ("Shares in Encore rose 8% in London on Monday") is a figure, not an event
         d = _best_date(r)
         if r.result and _past_period(r.s.text, d, default_year):
             continue  # results for a period ("revenue rose 11% to £214 million in 2025") are figures, not events
