@@ -149,3 +149,20 @@ def test_a_headline_line_read_as_the_first_sentence_is_still_a_headline():
     ctx = [ContextChunk(id="S1", chunk=chunk, source="d.txt")]
     found = headline_thesis(split_sentences(ctx, vectors=False), entities_of(ctx))
     assert found is not None and found.thesis.name == "North Channel Steam Packet Company"
+
+
+def test_open_questions_are_doubts_voiced_and_decisions_still_to_come():
+    from rag.backends.offline_reading import _PENDING
+
+    raised = ['"The risk is that a premium screen is only worth the premium for four films a year," she said.',
+              "Whether those people then buy anything new is the whole question.",
+              "About 60 of the planned drive-throughs still need planning permission.",
+              "The application will be decided at a committee meeting on June 18.",
+              "The union would seek talks before a consultation ends on July 3.",
+              "Corvant has an option to raise its holding to 51% in 2028.",
+              "To reach 1,500 kiosks, Ninebar must open about 27 a month for the next two years."]
+    settled = ["Corvant reported revenue of £1.38 billion for the year to March.",
+               "The council approved the plans for the site in December.",
+               "Kerbside lets private owners rent out their cars by the hour."]
+    assert all(_PENDING.search(s) for s in raised)
+    assert not any(_PENDING.search(s) for s in settled)

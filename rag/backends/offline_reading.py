@@ -194,8 +194,20 @@ _RESULT_VERBS = re.compile(r"\b(?:reported|reports|posted|posts|rose|rises|risen
                            r"slid|slipped|added|adds|lost|loses|swung|narrowed|widened|beat|missed|earned|earning|"
                            r"returned|recorded|improved|worsened|doubled|tripled|halved|up|down)\b", re.I)
 # A question the source itself leaves open: something pending, to be decided, or promised for a date.
+# A doubt the text voices, quoted or not: "The risk is that ...", "The question is whether ...", "... is the whole question".
+DOUBT = re.compile(r"\b(?:the|a|one|another|main|big|biggest|real|only)\s+(?:risk|danger|worry|concern|trouble|problem|catch|"
+                   r"question|test|fear)\s+(?:is|was|remains|for\s+\w+\s+is)\s+(?:that|whether|how|if)\b"
+                   r"|\bis the (?:whole|real|big|key|open) question\b", re.I)
 _PENDING = re.compile(
-    r"\b(?:needs?|requires?|awaits?|awaiting|pending|subject to)\b[^.]{0,60}\b(?:approval|vote|review|ruling|clearance|"
+    DOUBT.pattern + r"|"
+    # a permission, a decision or a vote still to come
+    r"\b(?:needs?|requires?|awaits?)\s+(?:\w+\s+){0,3}?(?:permission|licen[cs]e|planning)\b"
+    r"|\bwill be (?:decided|determined|ruled on|voted on|heard|considered)\b|\bwill go before\b|\b(?:has|have|had) appealed\b"
+    r"|\bconsultation\b[^.]{0,60}\b(?:ends|closes|runs until|begins)\b|\b(?:will|would)\s+ballot\b|\bballot(?:ing)?\s+(?:its\s+)?members\b"
+    r"|\bhas an option to\b|\b(?:allows|lets|entitles) (?:it|them) to (?:end|exit|terminate|walk away|cancel)\b"
+    # the pace a target needs: "must open about 27 a month"
+    r"|\bmust (?:open|sign|add|win|sell|raise|cut|find|build|hire)\b[^.]{0,80}\b(?:a|per|each) (?:month|year|week)\b"
+    r"|\b(?:needs?|requires?|awaits?|awaiting|pending|subject to)\b[^.]{0,60}\b(?:approval|vote|review|ruling|clearance|"
     r"consent|decision|sign-off)\b|\b(?:still\s+)?(?:needs?|requires?)\s+(?:approval|a vote|clearance)\b"
     r"|\b(?:will|would|is to|are to|is due to|are due to|is scheduled to|are scheduled to|is expected to|are expected to)\s+"
     r"(?:\w+\s+){0,2}?(?:vote|decide|rule|determine|show|test|approve|review)\b"

@@ -33,7 +33,7 @@ from ..types import (
     StrategySummary, TimelineEntry,
 )
 from .offline_reading import (
-    THESIS_NOUNS, Reading, clause_around, date_sort_key, document_date, event_dates, figure_text, org_salience,
+    DOUBT, THESIS_NOUNS, Reading, clause_around, date_sort_key, document_date, event_dates, figure_text, org_salience,
     headline_thesis, history_first, phrase_around, read_document, thesis_rank,
 )
 
@@ -153,7 +153,7 @@ def summarize_document(doc_id: str, title: str, context: list[ContextChunk], *, 
         orgs.append(Organisation(name=e.name, aliases=sorted(e.aliases - {e.name}), thesis=[_item(r.s) for r in thesis]))
 
     # Open questions before moves: "The deal needs approval from ..." is what is pending, not a move.
-    pending = [r for r in readings if r.pending and id(r) not in used and not (r.quote and not r.orgs)]
+    pending = [r for r in readings if r.pending and id(r) not in used and not (r.quote and not r.orgs and not DOUBT.search(r.s.text))]
     pending.sort(key=lambda r: (-(bool(r.events) + bool(r.orgs)), -central[id(r)], r.s.index))
     open_questions = sorted(pending[:MAX_OPEN_QUESTIONS], key=lambda r: r.s.index)
     used.update(id(r) for r in open_questions)
