@@ -322,7 +322,16 @@ def acronym_matches(name: str, token: str) -> bool:
     bare = token.replace(".", "")
     if "&" in bare and not re.search(r"\s(?:&|and)\s", name):
         return False
-    return acronym_of(name) == bare.replace("&", "")
+    letters = bare.replace("&", "")
+    if acronym_of(name) == letters:
+        return True
+    # "NCSP" of "North Channel Steam Packet Company": the legal form may be left out of the initials.
+    words = name.split()
+    while len(words) > 2 and words[-1].lower().strip(".,") in CORPORATE_FORMS:
+        words = words[:-1]
+        if acronym_of(" ".join(words)) == letters:
+            return True
+    return False
 
 
 def is_acronym(token: str) -> bool:
@@ -571,6 +580,7 @@ class EntityIndex:
             and not _shouting(name) and not _DATE.fullmatch(name) and not (name in after_the and " " not in name and is_common_word(name))
             and not (" " not in name and is_common_word(name) and not (person[name] or org[name] or name in titled)))}
         self._opened = opened
+        self._again = again
         for long, short in pairs:  # "Long Form (SHORT)": one entity, the long form canonical
             entity = self._by_name.get(long) or self._new(long, counts)
             self._alias(entity, short)
@@ -654,8 +664,12 @@ class EntityIndex:
                 parts = n.split()
                 if len(parts) > len(first) and parts[:len(first)] == first and parts[len(first)].lower() not in {"and", "&"}:
                     # A full name is not a short form of a longer one ("Calloway Health" is not "Calloway Health
-                    # Partners"), unless all the longer one adds is its legal form ("Grubline Holdings Inc.").
-                    if len(first) > 1 and not {w.lower().strip(".,") for w in parts[len(first):]} <= CORPORATE_FORMS:
+                    # Partners", introduced later), unless all the longer one adds is its legal form ("Grubline
+                    # Holdings Inc.") or the text gives the longer one first ("Harrow Lane Books, the high-street
+                    # chain, ..." then "Harrow Lane"; a headline's short form before it does not count).
+                    later = getattr(self, "_again", {}).get(name, first_seen.get(name, (0, 0)))
+                    if len(first) > 1 and not {w.lower().strip(".,") for w in parts[len(first):]} <= CORPORATE_FORMS \
+                            and not first_seen.get(n, (1 << 30, 0)) < later:
                         continue
                     candidates.append(e)
                     break

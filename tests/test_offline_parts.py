@@ -166,3 +166,17 @@ def test_open_questions_are_doubts_voiced_and_decisions_still_to_come():
                "Kerbside lets private owners rent out their cars by the hour."]
     assert all(_PENDING.search(s) for s in raised)
     assert not any(_PENDING.search(s) for s in settled)
+
+
+def test_a_short_form_the_text_uses_after_the_full_name_joins_it_and_an_acronym_may_leave_out_the_legal_form():
+    from rag.language import EntityIndex, acronym_matches
+
+    assert acronym_matches("North Channel Steam Packet Company", "NCSP") and not acronym_matches("Halberd Group", "H")
+    ix = EntityIndex(["Harrow Lane Books, the high-street chain with 112 shops, said on Monday it would close 18 of them. "
+                      "Harrow Lane's chief executive said it would enlarge 30 branches. Harrow Lane is also going online."])
+    assert ix.resolve("Harrow Lane") is ix.resolve("Harrow Lane Books")
+    # A shorter name the text introduces first is another organisation ("Calloway Health Partners" is its arm).
+    ix = EntityIndex(["Calloway Health, the region's largest hospital group, posted revenue of £1.2 billion. Calloway Health "
+                      "said talks had stalled. The group's outpatient arm, Calloway Health Partners, runs 28 clinics. "
+                      "Calloway Health Partners wants to double its capacity."])
+    assert ix.resolve("Calloway Health") is not ix.resolve("Calloway Health Partners")
