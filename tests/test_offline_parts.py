@@ -100,9 +100,12 @@ def test_a_headline_states_the_strategy_of_the_organisation_it_opens_with():
     assert read("Lantern Cinemas bets on monthly pass and boutique screens" + body.format(*["Lantern Cinemas"] * 3)) == \
         ("Lantern Cinemas", 2)
     assert read("Corvant to go all-electric and scrap rental desks" + body.format("Corvant Group", "Corvant", "Corvant")) == \
-        ("Corvant Group", 1)
+        ("Corvant Group", 2)
+    assert read("Wyeside Travel buys Castlemoor Holidays for £14.5m in push into coach tours\n\nWyeside Travel's "
+                "shareholders said on Monday that it had agreed a deal. Wyeside Travel said it had hired 40 drivers.") == \
+        ("Wyeside Travel", 2)
     assert read("Hearthbox issues profit warning and turns to supermarkets with ready meals" +
-                body.format("Hearthbox Foods", "Hearthbox", "Hearthbox")) == ("Hearthbox Foods", 1)
+                body.format("Hearthbox Foods", "Hearthbox", "Hearthbox")) == ("Hearthbox Foods", 2)
     assert read("Hearthbox shares fall after warning" + body.format("Hearthbox Foods", "Hearthbox", "Hearthbox")) is None
 
 
@@ -180,3 +183,19 @@ def test_a_short_form_the_text_uses_after_the_full_name_joins_it_and_an_acronym_
                       "said talks had stalled. The group's outpatient arm, Calloway Health Partners, runs 28 clinics. "
                       "Calloway Health Partners wants to double its capacity."])
     assert ix.resolve("Calloway Health") is not ix.resolve("Calloway Health Partners")
+
+
+def test_the_subject_after_an_opening_clause_with_its_own_relative_clause_states_the_thesis():
+    from rag.backends.offline_reading import read_document
+    from rag.context import ContextChunk
+    from rag.extract import entities_of, split_sentences
+    from rag.types import Chunk
+
+    text = ("Goldcrust Bakeries said on Monday it would close 140 shops. Hearthstone Bakehouse said it had opened 12 cafes. "
+            "Unlike Goldcrust, which owns and runs all of its shops, Hearthstone is opening cafe-bakeries as fast as it can, "
+            "and it is now taking the format abroad. Hearthstone Bakehouse is heading the other way.")
+    chunk = Chunk(id="d1#0", doc_id="d1", ordinal=0, start=0, end=len(text), n_tokens=60, text=text)
+    ctx = [ContextChunk(id="S1", chunk=chunk, source="d.txt")]
+    readings, _ = read_document(split_sentences(ctx, vectors=False), entities_of(ctx))
+    assert readings[2].actor is not None and readings[2].actor.name == "Hearthstone Bakehouse"
+    assert readings[3].thesis is not None and readings[3].thesis.name == "Hearthstone Bakehouse"

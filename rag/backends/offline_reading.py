@@ -53,7 +53,8 @@ def actor_in(text: str, entities: EntityIndex) -> Entity | None:
 _OPENER = re.compile(r"^\s*(?:[A-Z][A-Z .'’-]{2,40}(?:,\s*[A-Z][\w.]*(?:\s+\d{1,2})?(?:,\s*\d{4})?)?\s+[-—–]\s+"  # a dateline
                      r"|(?:Where|While|Whilst|Although|Though|As|After|Before|When|Whereas|Unlike|Like|If|Since|Because|By|"
                      r"Rather than|Instead of|Even as|Once|Until|Despite|With|Without|Following|Under|According to|For|"
-                     r"In|On|At|Over|Across|Among|Amid|Beyond|Through|During|From|To)\b[^,;:]{0,160},\s*"
+                     r"In|On|At|Over|Across|Among|Amid|Beyond|Through|During|From|To)\b[^,;:]{0,160},"
+                     r"(?:\s*(?:which|who|whose)\b[^,;:]{0,120},)?\s*"  # "Unlike Goldcrust, which owns its shops, ..."
                      r"|[A-Z][\w'’-]*(?:\s+[\w'’-]+){0,3},\s+(?=[A-Z]))")
 
 
@@ -91,7 +92,8 @@ def part_of(text: str, entities: EntityIndex) -> tuple[bool, Entity | None]:
 def main_actor(text: str, entities: EntityIndex) -> tuple[Entity | None, bool]:
     """The organisation or person that is the subject of the sentence's main clause, and whether the clause has a
     subject of another kind ("The old story was a simple one: Amazon disrupted retail." has "The old story")."""
-    at, rest = main_subject(_APPOSITION.sub(" ", text))
+    at, rest = main_subject(text)  # "Unlike Goldcrust, which owns its shops, Hearthstone is ...": openers first
+    rest = _APPOSITION.sub(" ", rest) if at else main_subject(_APPOSITION.sub(" ", text))[1]
     for m in mentions(rest):
         if m.start > 30 or len(rest[:m.start].split()) > 3:
             break
@@ -109,6 +111,7 @@ _NOUN_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?[Tt]he\s+(?:\w+\s+)?(?:{ORG_
 _SOURCE_BEFORE = re.compile(r"\b(?:according to|said|says|told|estimates? by|data from|figures from|analysts?|economists?|"
                             r"research(?:ers)?|strategists?)\b[^.;]{0,40}$", re.I)
 _BACKGROUND = re.compile(r"\b(?:the (?:old|previous|earlier|original) (?:story|model|playbook|days|order|way)|"
+
                          r"used to|in the past|for decades|years ago|as recently as|until recently|"
                          r"back then|historically|traditionally|once (?:was|were|had|dominated))\b", re.I)
 def history_first(text: str) -> bool:
@@ -160,7 +163,7 @@ THESIS_VERBS = (r"(?:is\s+|are\s+|was\s+|were\s+)?(?:betting|wagering|banking|co
                 r"wants\s+to\b|want\s+to\b|aims\s+to\b|aim\s+to\b|"
                 r"(?:is|are)\s+(?:not\s+)?trying\s+to\b|tries\s+to\b|seeks\s+to\b|(?:is|are)\s+seeking\s+to\b|"
                 r"(?:is|are)\s+(?:positioning|repositioning|reinventing|remaking|transforming)\b|"
-                r"(?:is|are)\s+doubling\s+down\b|doubles\s+down\b|(?:is|are)\s+going\s+the\s+other\s+way\b|"
+                r"(?:is|are)\s+doubling\s+down\b|doubles\s+down\b|(?:is|are)\s+(?:going|heading)\s+the\s+other\s+way\b|"
                 r"(?:is|are)\s+(?:pivoting|focusing|refocusing|concentrating)\b|focuses\s+on\b|"
                 r"(?:is|are)\s+(?:pushing|racing|moving|shifting|turning|retreating)\s+(?:into|to|toward|towards|away|deeper|further)\b|"
                 r"vows?\s+to\b|vowed\s+to\b|pledges?\s+to\b|pledged\s+to\b|promises?\s+to\b|promised\s+to\b|"
@@ -367,12 +370,14 @@ def read_document(sentences: Sequence[Sentence], entities: EntityIndex) -> tuple
 # "X turns to supermarkets with ready meals".
 _HEADLINE_PREDICATE = re.compile(rf"^(?:['’]s?)?(?:\s+[a-z][\w-]*(?:\s+[\w£$€%,.-]+){{0,5}}?\s+(?:and|as\s+it))?\s+"
                                  rf"(?:(?P<strong>{THESIS_VERBS})|to\s+[a-z]+\b|(?:turns|moves|shifts|pivots|switches|"
-                                 r"pushes|expands|retreats|refocuses|returns|heads)\s+(?:to|into|towards?|away|back|from|on)\b)")
+                                 r"pushes|expands|retreats|refocuses|returns|heads)\s+(?:to|into|towards?|away|back|from|on)\b"
+                                 # "X buys Castlemoor Holidays for £14.5m in push into coach tours"
+                                 r"|[^\n]*?\bin\s+(?:a\s+|its\s+)?(?:push|drive|bid|move|shift|pivot)\s+(?:into|to|towards?|for|away)\b)")
 
 
 def headline_thesis(sentences: Sequence[Sentence], entities: EntityIndex) -> Reading | None:
     """A news headline whose subject is an organisation and whose predicate states where it is going: the
-    story's own one-line statement of that organisation's strategy (read as a weak thesis; 2 with a thesis verb)."""
+    story's own one-line statement of that organisation's strategy, as plain as "X is betting that ..." (2)."""
     if not sentences:
         return None
     s = sentences[0]
@@ -385,7 +390,7 @@ def headline_thesis(sentences: Sequence[Sentence], entities: EntityIndex) -> Rea
     m = _HEADLINE_PREDICATE.match(s.text[found[0].end:])
     if e is None or e.kind != "organisation" or m is None:
         return None
-    return Reading(s=s, orgs=[e], actor=e, topic=e, thesis=e, thesis_strength=2 if m.group("strong") else 1)
+    return Reading(s=s, orgs=[e], actor=e, topic=e, thesis=e, thesis_strength=2)
 
 
 _SPEECH_VERB = re.compile(r"(?:['’]s\s+\w+\s+)?(?:,[^,]{1,80},\s*)?\s*(?:also\s+)?(?:said|says|told|noted|argued|wrote|estimates?|"
