@@ -199,3 +199,25 @@ def test_the_subject_after_an_opening_clause_with_its_own_relative_clause_states
     readings, _ = read_document(split_sentences(ctx, vectors=False), entities_of(ctx))
     assert readings[2].actor is not None and readings[2].actor.name == "Hearthstone Bakehouse"
     assert readings[3].thesis is not None and readings[3].thesis.name == "Hearthstone Bakehouse"
+
+
+def test_the_company_points_at_the_organisation_the_text_is_about_not_one_named_in_passing():
+    from rag.backends.offline_reading import read_document
+    from rag.context import ContextChunk
+    from rag.extract import entities_of, split_sentences
+    from rag.types import Chunk
+
+    def actors(text: str) -> list[str | None]:
+        chunk = Chunk(id="d1#0", doc_id="d1", ordinal=0, start=0, end=len(text), n_tokens=80, text=text)
+        ctx = [ContextChunk(id="S1", chunk=chunk, source="d.txt")]
+        readings, _ = read_document(split_sentences(ctx, vectors=False), entities_of(ctx))
+        return [r.actor.name if r.actor else None for r in readings]
+
+    encore = ("Encore Wardrobe said on Monday it would open three centres. Encore will hire 650 people. Encore's revenue "
+              "rose 11%. Encore will pay Parcelway Logistics £34 million a year. Parcelway, which runs returns for "
+              "retailers, declined to comment. The company said it would fund the build-out from its cash.")
+    assert actors(encore)[-1] == "Encore Wardrobe"
+    tessaro = ("Nordmark Turbine Works said on Monday it would close a plant. Nordmark will cut 600 jobs. Nordmark's "
+               "shares fell. Nordmark said the plant would shut in May, a week after Tessaro Wind opened one. Rival Tessaro Wind, which competes with Nordmark "
+               "in Germany, is heading in the opposite direction. The company said it would hire 200 technicians.")
+    assert actors(tessaro)[-1] == "Tessaro Wind"

@@ -309,7 +309,21 @@ def read_document(sentences: Sequence[Sentence], entities: EntityIndex) -> tuple
         named = organisation_mentions(s.text, entities)
         _affiliations(s, entities, people, named, focus)
         main = main_subject(without_time_opener(s.text))[1]
-        back = back_reference(main, focus if (focus_age <= 1 or _NOUN_REFERENCE.match(main)) else None, recent)
+        pointed = focus
+        if _NOUN_REFERENCE.match(main) and focus is not None and recent:
+            # "The company said it would fund ...": a generic noun points at the organisation the text is about, not
+            # at one it named in passing a sentence ago ("Parcelway, which runs returns, declined to comment.")
+            seen = Counter(id(e) for e in recent)
+            principal = max(recent, key=lambda e: seen[id(e)])
+            # ... unless that one is a player: it states a strategy, or it just did something ("Rival Tessaro Wind
+            # ... is heading in the opposite direction."), beyond a comment or a step still pending
+            stated = {id(x.thesis) for x in readings if x.thesis is not None}
+            last = readings[-1] if readings else None
+            acted = last is not None and last.actor is focus and not (last.speech or last.pending or last.quote)
+            if principal is not focus and id(focus) not in stated and not acted and seen[id(focus)] <= 2 and \
+                    seen[id(principal)] >= 2 * seen[id(focus)]:
+                pointed = principal
+        back = back_reference(main, pointed if (focus_age <= 1 or _NOUN_REFERENCE.match(main)) else None, recent)
         actor, subject = main_actor(s.text, entities)
         is_part, whole = part_of(main, entities)
         if is_part:
