@@ -214,7 +214,8 @@ def test_briefing_merges_an_organisation_named_differently_across_documents_and_
 def test_an_organisation_that_only_says_what_it_will_do_has_that_as_its_strategy() -> None:
     text = ("Tarrow Bikes opened a shop in Leeds on March 2, its ninth. Tarrow Bikes will open repair hubs in its shops and "
             "sell refurbished bikes through them. Tarrow Bikes hired 60 mechanics in April. Brisco Cycles cut its prices "
-            "on May 5. Brisco Cycles' plan is to sell only online. Brisco Cycles closed two warehouses in June.")
+            "on May 5. Brisco Cycles' plan is to sell only online. Brisco Cycles closed two warehouses in June. Brisco "
+            "Cycles will open a delivery hub in Leeds.")
     ctx = _context(text)
     summaries = [verify_summary(summarize_document("a.txt", "A", ctx), ctx)]
     briefing = build_briefing("B", summaries, {"a.txt": {"source": "a.txt", "text": text}})
@@ -223,7 +224,9 @@ def test_an_organisation_that_only_says_what_it_will_do_has_that_as_its_strategy
                                                "bikes through them."]
     assert all("repair hubs" not in m.text for m in tarrow.moves)
     brisco = next(o for o in briefing.organisations if o.name == "Brisco Cycles")
-    assert [t.text for t in brisco.thesis] == ["Brisco Cycles' plan is to sell only online."]
+    # one statement of its strategy, and the plainest statement of what it will do beside it
+    assert [t.text for t in brisco.thesis] == ["Brisco Cycles' plan is to sell only online.",
+                                               "Brisco Cycles will open a delivery hub in Leeds."]
 
 
 def test_a_share_price_move_and_last_years_results_are_figures_not_timeline_events() -> None:

@@ -144,8 +144,8 @@ def summarize_document(doc_id: str, title: str, context: list[ContextChunk], *, 
             # A weak statement of intent that is still pending ("plans to bid in the June auction") is an open
             # question rather than the strategy, when a plainer statement of the strategy exists.
             own = [r for r in own if r.thesis_strength >= 2 or not r.pending]
-        if not own:  # nothing states its strategy in so many words: its plainest statement of what it will do
-            own = _plans_of(e, readings, central)[:1]
+        if len(own) < 2:  # one statement or none: with its plainest statement of what it will do
+            own += [r for r in _plans_of(e, readings, central) if r not in own][:1]
         own.sort(key=lambda r: (-r.thesis_strength, r.s.index))
         strong = [r for r in own if r.thesis_strength >= 2]
         thesis = (strong if len(strong) >= 2 else own)[:MAX_THESIS]  # the plainest statements first
