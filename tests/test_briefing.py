@@ -240,3 +240,15 @@ def test_a_share_price_move_and_last_years_results_are_figures_not_timeline_even
     assert "rose 8%" not in events and "£214 million" not in events
     encore = next(o for o in summary.organisations if o.name == "Encore Wardrobe")
     assert {"8%", "£214 million"} <= {f.value for f in encore.figures}
+
+
+def test_a_shareholder_or_backer_gets_no_section_of_its_own() -> None:
+    text = ("Tarnby Running said on Monday (March 2) that it would open 400 shops by 2027. Tarnby will launch a trail range "
+            "in May. Tarnby hired 60 staff in April. Brackwater Capital, a private equity firm, bought 35% of Tarnby in "
+            "2023. Brackwater Capital said on Tuesday it wanted more detail on the costs. The Port of Selby Authority, which "
+            "owns the harbour, will spend £52 million on shore power by 2028. The Port of Selby Authority said on May 3 "
+            "that it had hired 40 engineers.")
+    ctx = _context(text)
+    names = [o.name for o in summarize_document("a.txt", "A", ctx).organisations]
+    assert "Tarnby Running" in names and "Brackwater Capital" not in names
+    assert "Port of Selby Authority" in names  # owning a harbour is not backing another organisation

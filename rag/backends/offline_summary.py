@@ -133,7 +133,10 @@ def summarize_document(doc_id: str, title: str, context: list[ContextChunk], *, 
     chosen = [by_id[i] for i, _ in salience.most_common()
               if by_id[i].kind == "organisation" and (theses[i] or (acting[i] and (mentioned[i] >= 2 or newsworthy[i]))
                                                       or (owns[i] and mentioned[i] >= 2))]
-    chosen = chosen[:MAX_ORGANISATIONS]
+    # A shareholder or backer ("Brackwater Capital, a private equity firm, bought 35% of Tarnby") is a party to the
+    # story, not a player in it, unless it states a strategy of its own more than once.
+    backers = _backers(readings)
+    chosen = [e for e in chosen if id(e) not in backers or theses[id(e)] >= 2][:MAX_ORGANISATIONS]
 
     used: set[int] = set()
     orgs: list[Organisation] = []
@@ -187,6 +190,31 @@ def summarize_document(doc_id: str, title: str, context: list[ContextChunk], *, 
                         for r in sorted(rs, key=lambda r: r.s.index)]
     return StrategySummary(doc_id=doc_id, title=title, date=date, organisations=orgs, themes=order(themes),
                            timeline=timeline, implications=order(implications), open_questions=order(open_questions))
+
+
+_BACKER_NOUNS = (r"(?:fund|investor|investors|investment firm|investment group|private[- ]equity firm|private[- ]equity group|"
+                 r"buyout firm|buyout group|asset manager|hedge fund|venture capital firm|shareholder)")
+_BACKER_BEFORE = re.compile(rf"\b(?:the|a|an|its)\s+(?:[\w-]+\s+){{0,2}}?{_BACKER_NOUNS}\s*$|\bled\s+by\s+(?:the\s+)?(?:[\w-]+\s+){{0,3}}?$", re.I)
+_BACKER_AFTER = re.compile(rf"^(?:\s*,\s*(?:a|an|the)\s+(?:[\w-]+\s+){{0,3}}?{_BACKER_NOUNS}\b"
+                           r"|\s*,\s*which\s+(?:led\s+(?:\w+['’]s\s+|the\s+|a\s+)?(?:funding|investment|financing)\s+round|"
+                           r"(?:owns|holds|controls)\s+(?:about\s+|around\s+|nearly\s+|roughly\s+|almost\s+)?"
+                           r"(?:\d+(?:\.\d+)?\s*(?:%|per cent)|a\s+(?:\w+\s+)?stake))"
+                           r"|\s+(?:will\s+)?(?:owns?|holds?|bought|controls?)\s+(?:about\s+|around\s+|nearly\s+|roughly\s+|almost\s+)?"
+                           r"\d+(?:\.\d+)?\s*(?:%|per cent)\s+of\b)", re.I)
+
+
+def _backers(readings: Sequence[Reading]) -> set[int]:
+    """Organisations the text presents as holding or backing another: a fund, a private-equity owner, the investor
+    that led a round, one that owns a share of another."""
+    out: set[int] = set()
+    for r in readings:
+        for e in r.orgs:
+            for n in e.names():
+                for m in re.finditer(rf"(?<![\w]){re.escape(n)}(?![\w])", r.s.text):
+                    if _BACKER_BEFORE.search(r.s.text[max(0, m.start() - 60):m.start()]) or \
+                            _BACKER_AFTER.match(r.s.text[m.end():m.end() + 80]):
+                        out.add(id(e))
+    return out
 
 
 def _fold_units(readings: Sequence[Reading]) -> None:
