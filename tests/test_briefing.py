@@ -252,3 +252,15 @@ def test_a_shareholder_or_backer_gets_no_section_of_its_own() -> None:
     names = [o.name for o in summarize_document("a.txt", "A", ctx).organisations]
     assert "Tarnby Running" in names and "Brackwater Capital" not in names
     assert "Port of Selby Authority" in names  # owning a harbour is not backing another organisation
+
+
+def test_a_regulator_or_union_without_a_strategy_of_its_own_gets_no_section() -> None:
+    text = ("Crestmoor Dental said on Monday (February 16) that it would hand back its NHS contracts. Crestmoor's plan is "
+            "to move patients on to membership plans. Pennant Dental Partnership wants to buy 40 practices by 2028. "
+            "Pennant Dental Partnership opened an academy on March 3. The Dental Standards Commission said on Tuesday "
+            "(February 17) that it had written to Crestmoor. It expects to publish its findings in April.")
+    ctx = _context(text)
+    summaries = [verify_summary(summarize_document("a.txt", "A", ctx), ctx)]
+    names = [o.name for o in build_briefing("B", summaries, {"a.txt": {"source": "a.txt", "text": text}}).organisations]
+    assert "Crestmoor Dental" in names and "Pennant Dental Partnership" in names
+    assert "Dental Standards Commission" not in names

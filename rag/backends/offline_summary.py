@@ -26,7 +26,7 @@ import numpy as np
 
 from ..context import ContextChunk
 from ..extract import Sentence, entities_of, split_sentences
-from ..language import FUNCTION_WORDS, acronym_of, content_stems, is_acronym, stem
+from ..language import FUNCTION_WORDS, PUBLIC_BODIES, acronym_of, content_stems, is_acronym, stem
 from ..normalize import normalize
 from ..types import (
     Briefing, Citation, CitedItem, DatedItem, FigureItem, Organisation, OrganisationProfile, Person, SourceSummary,
@@ -465,6 +465,9 @@ def build_briefing(title: str, summaries: list[StrategySummary], documents: dict
     # ("Kroger on Monday (Feb. 9) hired ...") and keeps one.
     if sum(bool(p.thesis) for p in profiles) >= 2:
         profiles = [p for p in profiles if p.thesis or len(p.moves) + len(p.results) > 1 or any(m.date for m in p.moves)]
+        # A regulator, council or union that states no strategy of its own rules on, objects to or bargains over the
+        # players' plans: its words are in their sections, the timeline and the open questions, not a section.
+        profiles = [p for p in profiles if p.thesis or not _is_body(p.name)]
     profiles.sort(key=lambda p: (-weight[p.name], p.name))
     _one_organisation_per_person(profiles)
 
@@ -512,6 +515,15 @@ def _plans_of(e, readings: Sequence[Reading], central: dict[int, float]) -> list
         return []  # mentioned in passing: its one plan does not make it a player
     plans = [r for r in acts if not r.speech and not r.result and not r.pending and _FORWARD.search(r.s.text)]
     return sorted(plans, key=lambda r: (not _HORIZON_WORDS.search(r.s.text), -central[id(r)], r.s.index))
+
+
+_BODY_WORDS = PUBLIC_BODIES | {"union", "association", "federation", "regulator", "inspectorate", "ombudsman", "tribunal"}
+
+
+def _is_body(name: str) -> bool:
+    """A public body or a representative one, by the last word of its name ("Dental Standards Commission")."""
+    words = name.replace("’", "'").split()
+    return bool(words) and words[-1].lower().strip(".,'") in _BODY_WORDS
 
 
 def _one_organisation_per_person(profiles: Sequence[OrganisationProfile]) -> None:
