@@ -67,17 +67,16 @@ THRESHOLDS = {
     "chat_dev": {"min_pass_rate": 0.2, "min_answer_accuracy": 0.46, "min_refusal_recall": 0.58, "min_citation_validity": 1.0},
     "chat_heldout": {"min_pass_rate": 0.0, "min_answer_accuracy": 0.45, "min_refusal_recall": 0.42,
                      "min_citation_validity": 1.0},
-    # Floors just below what the offline engine measured after the fourth and fifth blind rounds (brief4-*, brief5-*,
-    # brief6-*; dev: thesis 0.97, figures 0.88, 4 false sections, repeated 0.096, timeline 0.94, open questions 0.98;
-    # held-out: 0.67, 0.85, 5, 0.083, 0.91, 0.44; pass rate 0.73).
-    # Round 7 (brief7-*, written blind this session) added: measured briefing_dev 0.96 pass / 0.86 thesis / 0.85 figures /
-    # 5 false / 0.156 repeated / 0.94 timeline / 0.80 open questions; briefing_heldout 0.69 / 0.62 / 0.86 / 6 / 0.133 /
-    # 0.92 / 0.41 (untuned round 7 alone, before any change: thesis 0.11).
-    "briefing_dev": {"min_pass_rate": 0.9, "min_citation_validity": 1.0, "min_thesis_recall": 0.84,
-                     "min_figure_placement": 0.83, "max_false_sections": 5, "max_repeated_share": 0.16,
-                     "min_timeline_recall": 0.92, "min_open_question_recall": 0.77},
-    "briefing_heldout": {"min_pass_rate": 0.65, "min_citation_validity": 1.0, "min_thesis_recall": 0.6,
-                         "min_figure_placement": 0.84, "max_false_sections": 6, "max_repeated_share": 0.14,
+    # Floors just below what the offline engine measured at the end of stop 20 (rounds 8-10 of blind corpora added:
+    # 39 dev / 19 held-out corpora): briefing_dev 1.00 pass / 0.93 thesis / 0.85 figures / 2 false sections / 0.081
+    # repeated (the worst briefing) / 0.92 timeline / 0.73 open questions; briefing_heldout 0.95 / 0.71 / 0.82 / 5 /
+    # 0.089 / 0.92 / 0.42. Measured on each round before any change for it: thesis 0.33 (round 8), 0.73 (round 9),
+    # 0.43 (round 10).
+    "briefing_dev": {"min_pass_rate": 0.97, "min_citation_validity": 1.0, "min_thesis_recall": 0.91,
+                     "min_figure_placement": 0.83, "max_false_sections": 3, "max_repeated_share": 0.1,
+                     "min_timeline_recall": 0.9, "min_open_question_recall": 0.7},
+    "briefing_heldout": {"min_pass_rate": 0.89, "min_citation_validity": 1.0, "min_thesis_recall": 0.69,
+                         "min_figure_placement": 0.8, "max_false_sections": 6, "max_repeated_share": 0.1,
                          "min_timeline_recall": 0.9, "min_open_question_recall": 0.4},
     "qa_distractors": {"min_pass_rate": 0.45, "min_answer_accuracy": 0.37, "min_refusal_recall": 0.6,
                        "min_citation_validity": 1.0},
