@@ -68,7 +68,7 @@ THRESHOLDS = {
     "chat_heldout": {"min_pass_rate": 0.0, "min_answer_accuracy": 0.45, "min_refusal_recall": 0.42,
                      "min_citation_validity": 1.0},
     # Floors just below what the offline engine measured at the end of stop 20 (rounds 8-10 of blind corpora added:
-    # 39 dev / 19 held-out corpora): briefing_dev 1.00 pass / 0.93 thesis / 0.85 figures / 2 false sections / 0.081
+    # 35 dev / 19 held-out corpora): briefing_dev 1.00 pass / 0.93 thesis / 0.85 figures / 2 false sections / 0.081
     # repeated (the worst briefing) / 0.92 timeline / 0.73 open questions; briefing_heldout 0.95 / 0.71 / 0.82 / 5 /
     # 0.089 / 0.92 / 0.42. Measured on each round before any change for it: thesis 0.33 (round 8), 0.73 (round 9),
     # 0.43 (round 10).

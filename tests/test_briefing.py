@@ -123,6 +123,13 @@ def _context(text: str, source: str = "a.txt"):
     return context_from_chunks(Chunker().chunk(doc), source=source)
 
 
+def _briefing_of(text: str) -> Briefing:
+    """The offline briefing of one document, its summary verified as `rag brief` verifies it."""
+    ctx = _context(text)
+    return build_briefing("B", [verify_summary(summarize_document("a.txt", "A", ctx), ctx)],
+                          {"a.txt": {"source": "a.txt", "text": text}})
+
+
 def test_items_whose_citations_fail_are_dropped_never_shown():
     context = _context(ARTICLE)
     good = Citation(source="a.txt", chunk_id="S1", quote="Amazon is scaling same-day prescription delivery")
@@ -216,9 +223,7 @@ def test_an_organisation_that_only_says_what_it_will_do_has_that_as_its_strategy
             "sell refurbished bikes through them. Tarrow Bikes hired 60 mechanics in April. Brisco Cycles cut its prices "
             "on May 5. Brisco Cycles' plan is to sell only online. Brisco Cycles closed two warehouses in June. Brisco "
             "Cycles will open a delivery hub in Leeds.")
-    ctx = _context(text)
-    summaries = [verify_summary(summarize_document("a.txt", "A", ctx), ctx)]
-    briefing = build_briefing("B", summaries, {"a.txt": {"source": "a.txt", "text": text}})
+    briefing = _briefing_of(text)
     tarrow = next(o for o in briefing.organisations if o.name == "Tarrow Bikes")
     assert [t.text for t in tarrow.thesis] == ["Tarrow Bikes will open repair hubs in its shops and sell refurbished "
                                                "bikes through them."]
@@ -259,8 +264,6 @@ def test_a_regulator_or_union_without_a_strategy_of_its_own_gets_no_section() ->
             "to move patients on to membership plans. Pennant Dental Partnership wants to buy 40 practices by 2028. "
             "Pennant Dental Partnership opened an academy on March 3. The Dental Standards Commission said on Tuesday "
             "(February 17) that it had written to Crestmoor. It expects to publish its findings in April.")
-    ctx = _context(text)
-    summaries = [verify_summary(summarize_document("a.txt", "A", ctx), ctx)]
-    names = [o.name for o in build_briefing("B", summaries, {"a.txt": {"source": "a.txt", "text": text}}).organisations]
+    names = [o.name for o in _briefing_of(text).organisations]
     assert "Crestmoor Dental" in names and "Pennant Dental Partnership" in names
     assert "Dental Standards Commission" not in names

@@ -5,6 +5,23 @@ from rag.backends.offline import split_question
 from rag.backends.offline_question import _doer, intent_of
 
 
+
+def _one_chunk(text: str):
+    """The context of a one-chunk document, as the summary engine gets it."""
+    from rag.context import ContextChunk
+    from rag.types import Chunk
+
+    chunk = Chunk(id="d1#0", doc_id="d1", ordinal=0, start=0, end=len(text), n_tokens=len(text.split()), text=text)
+    return [ContextChunk(id="S1", chunk=chunk, source="d.txt")]
+
+
+def _readings(text: str):
+    from rag.backends.offline_reading import read_document
+    from rag.extract import entities_of, split_sentences
+
+    ctx = _one_chunk(text)
+    return read_document(split_sentences(ctx, vectors=False), entities_of(ctx))[0]
+
 def test_a_question_in_two_parts_is_split_before_the_second_question_word():
     parts = split_question("How many branches are getting shut down, and how does that break down between the two lenders?")
     assert parts == ["How many branches are getting shut down?",
@@ -86,13 +103,10 @@ def test_an_organisation_named_inside_a_quotation_is_not_the_speakers_employer()
 
 def test_a_headline_states_the_strategy_of_the_organisation_it_opens_with():
     from rag.backends.offline_reading import headline_thesis
-    from rag.context import ContextChunk
     from rag.extract import entities_of, split_sentences
-    from rag.types import Chunk
 
     def read(text: str):
-        chunk = Chunk(id="d1#0", doc_id="d1", ordinal=0, start=0, end=len(text), n_tokens=len(text.split()), text=text)
-        ctx = [ContextChunk(id="S1", chunk=chunk, source="d.txt")]
+        ctx = _one_chunk(text)
         found = headline_thesis(split_sentences(ctx, vectors=False), entities_of(ctx))
         return (found.thesis.name, found.thesis_strength) if found else None
 
@@ -110,19 +124,14 @@ def test_a_headline_states_the_strategy_of_the_organisation_it_opens_with():
 
 
 def test_a_plan_the_sentence_sets_in_the_past_is_history_and_an_opener_does_not_hide_the_subject():
-    from rag.backends.offline_reading import history_first, read_document
-    from rag.context import ContextChunk
-    from rag.extract import entities_of, split_sentences
-    from rag.types import Chunk
+    from rag.backends.offline_reading import history_first
 
     assert history_first("As recently as 2023, the company promised to open 25 new multiplexes by 2027.")
     assert not history_first("Donnelly wants a smaller airline built around the network it has flown for decades.")
     text = ("Halvard Volt said on Monday it had bought 52 motorway sites from Wayfare Roadside. Rather than scatter "
             "chargers across car parks, the company is concentrating on a few very busy sites on long-distance routes. "
             "Halvard Volt shares rose 2% on Monday.")
-    chunk = Chunk(id="d1#0", doc_id="d1", ordinal=0, start=0, end=len(text), n_tokens=30, text=text)
-    ctx = [ContextChunk(id="S1", chunk=chunk, source="d.txt")]
-    readings, _ = read_document(split_sentences(ctx, vectors=False), entities_of(ctx))
+    readings = _readings(text)
     assert readings[1].thesis is not None and readings[1].thesis.name == "Halvard Volt"
 
 
@@ -141,15 +150,12 @@ def test_a_port_of_name_stays_whole_and_a_dated_said_that_it_would_is_the_organi
 
 def test_a_headline_line_read_as_the_first_sentence_is_still_a_headline():
     from rag.backends.offline_reading import headline_thesis
-    from rag.context import ContextChunk
     from rag.extract import entities_of, split_sentences
-    from rag.types import Chunk
 
     text = ("NCSP to replace fleet with hybrid-electric ships and close Warrenpoint route as Brightwater sells freight arm\n\n"
             "LIVERPOOL, March 3, 2027\n\nThe North Channel Steam Packet Company (NCSP) will replace its fleet. NCSP said "
             "the ships would cut fuel use. NCSP shares rose 2%.")
-    chunk = Chunk(id="d1#0", doc_id="d1", ordinal=0, start=0, end=len(text), n_tokens=60, text=text)
-    ctx = [ContextChunk(id="S1", chunk=chunk, source="d.txt")]
+    ctx = _one_chunk(text)
     found = headline_thesis(split_sentences(ctx, vectors=False), entities_of(ctx))
     assert found is not None and found.thesis.name == "North Channel Steam Packet Company"
 
@@ -186,32 +192,19 @@ def test_a_short_form_the_text_uses_after_the_full_name_joins_it_and_an_acronym_
 
 
 def test_the_subject_after_an_opening_clause_with_its_own_relative_clause_states_the_thesis():
-    from rag.backends.offline_reading import read_document
-    from rag.context import ContextChunk
-    from rag.extract import entities_of, split_sentences
-    from rag.types import Chunk
 
     text = ("Goldcrust Bakeries said on Monday it would close 140 shops. Hearthstone Bakehouse said it had opened 12 cafes. "
             "Unlike Goldcrust, which owns and runs all of its shops, Hearthstone is opening cafe-bakeries as fast as it can, "
             "and it is now taking the format abroad. Hearthstone Bakehouse is heading the other way.")
-    chunk = Chunk(id="d1#0", doc_id="d1", ordinal=0, start=0, end=len(text), n_tokens=60, text=text)
-    ctx = [ContextChunk(id="S1", chunk=chunk, source="d.txt")]
-    readings, _ = read_document(split_sentences(ctx, vectors=False), entities_of(ctx))
+    readings = _readings(text)
     assert readings[2].actor is not None and readings[2].actor.name == "Hearthstone Bakehouse"
     assert readings[3].thesis is not None and readings[3].thesis.name == "Hearthstone Bakehouse"
 
 
 def test_the_company_points_at_the_organisation_the_text_is_about_not_one_named_in_passing():
-    from rag.backends.offline_reading import read_document
-    from rag.context import ContextChunk
-    from rag.extract import entities_of, split_sentences
-    from rag.types import Chunk
 
     def actors(text: str) -> list[str | None]:
-        chunk = Chunk(id="d1#0", doc_id="d1", ordinal=0, start=0, end=len(text), n_tokens=80, text=text)
-        ctx = [ContextChunk(id="S1", chunk=chunk, source="d.txt")]
-        readings, _ = read_document(split_sentences(ctx, vectors=False), entities_of(ctx))
-        return [r.actor.name if r.actor else None for r in readings]
+        return [r.actor.name if r.actor else None for r in _readings(text)]
 
     encore = ("Encore Wardrobe said on Monday it would open three centres. Encore will hire 650 people. Encore's revenue "
               "rose 11%. Encore will pay Parcelway Logistics £34 million a year. Parcelway, which runs returns for "
