@@ -214,3 +214,11 @@ def test_the_company_points_at_the_organisation_the_text_is_about_not_one_named_
                "shares fell. Nordmark said the plant would shut in May, a week after Tessaro Wind opened one. Rival Tessaro Wind, which competes with Nordmark "
                "in Germany, is heading in the opposite direction. The company said it would hire 200 technicians.")
     assert actors(tessaro)[-1] == "Tessaro Wind"
+
+
+def test_a_figure_in_a_later_clause_belongs_to_the_organisation_the_sentence_opens_with():
+    text = ("Allied Cinema Group said on Monday it would close 31 cinemas. Allied Cinema Group will convert 120 screens. "
+            "Allied Cinema Group's 46 premium screens took 19% of its box office, and the average ticket sold for £16.40, "
+            "against £9.80 at Lantern Cinemas. Lantern Cinemas said it would open 14 venues.")
+    owners = {f.text: (o.name if o else None) for r in _readings(text) for f, o in r.figures}
+    assert owners.get("£16.40") == "Allied Cinema Group"

@@ -652,6 +652,10 @@ def _figure_owner(text: str, f: Figure, r: Reading, entities: EntityIndex) -> En
     actor = actor_in(clause, entities)
     if actor is not None and actor.kind == "organisation":
         return actor
+    if r.topic is None:  # "ACG's 46 premium screens ..., and the average Titan ticket sold for £16.40": the subject's
+        for e in r.orgs:
+            if re.match(rf"\s*(?:{names_alternation(e)})['’]s?\s", text):
+                return e
     return r.topic
 
 
