@@ -452,6 +452,7 @@ _PERSON_AFTER = re.compile(r"\s*,\s*(?:(?:the|a|an|its|their|his|her|who|whose|[
 _SPEECH_AFTER = re.compile(r"\s+(?:" + "|".join(SPEECH_VERBS) + r")\b")
 _SPEECH_BEFORE = re.compile(r"(?:\b(?:" + "|".join(SPEECH_VERBS) + r")|\baccording to|\bby)\s*$", re.I)
 _PLACE_BEFORE = re.compile(r"\b(?:in|near|outside|across|around|throughout|based in|headquartered in)\s*$|"
+
                            r"(?<!analyst )(?<!analysts )(?<!economist )(?<!executive )(?<!director )(?<!officer )(?<!head )"
                            r"(?<!chief )(?<!partner )(?<!jobs )(?<!staff )(?<!revenue )(?<!sales )(?<!shares )(?<!profit )"
                            r"(?<!workers )(?<!employees )(?<!strategist )(?<!researcher )\bat\s*$")
@@ -555,7 +556,8 @@ class EntityIndex:
                 product[m.text] += bool(_PRODUCT_BEFORE.search(before) or _PRODUCT_AFTER.match(after))
                 if _MARKET_OF.match(after):  # "Britain's largest coffee chain ... said it would": a place, not the actor
                     place[m.text] += 1
-                else:  # "Walmart, meanwhile, is expanding its ...": "its" for what it names, before any other name.
+                elif not _PLACE_BEFORE.search(before):  # "founded in Bristol in 1911, said that it ...": not Bristol's "it"
+                    # "Walmart, meanwhile, is expanding its ...": "its" for what it names, before any other name.
                     org[m.text] += bool(_IT_AFTER.match(text[m.end:m.end + 80]))
         # "Rival Castellan Automotive said ...": a capitalised common word that opens a sentence before a name the
         # texts also use alone is not part of it.

@@ -48,11 +48,13 @@ BRIEF_DEV = ["brief-telecom", "brief-fooddelivery", "brief-chips", "brief-insura
              "brief7-coffee", "brief7-cosmetics", "brief7-evcharging", "brief7-timeline-gyms",
              "brief8-cinemas", "brief8-carrental", "brief8-resale", "brief8-timeline-mealkits",
              "brief9-sportswear", "brief9-timeline-satellite", "brief9-ferries", "brief9-housebuilders",
-             "brief10-buses", "brief10-bakeries", "brief10-dental", "brief10-timeline-brewery"]
+             "brief10-buses", "brief10-bakeries", "brief10-dental", "brief10-timeline-brewery",
+             "brief11-cruises", "brief11-chocolate", "brief11-themeparks", "brief11-timeline-tyres"]
 BRIEF_HELDOUT = ["brief-autos", "brief-cloud", "brief-consumer", "brief-shipping", "brief-timeline-pharmacy",
                  "brief2-streaming", "brief2-banking", "brief4-cement", "brief4-games", "brief5-insurtech", "brief6-solar",
                  "brief7-freightrail", "brief7-toys", "brief8-water", "brief8-fertiliser",
-                 "brief9-hearingaids", "brief9-verticalfarming", "brief10-wine", "brief10-coworking"]
+                 "brief9-hearingaids", "brief9-verticalfarming", "brief10-wine", "brief10-coworking",
+                 "brief11-languageapps", "brief11-parcellockers"]
 MAX_REPEATED = 0.10  # share of a briefing's sentences that may appear twice (the briefings issue's target)
 
 # Set just below the measured results of the offline engine (the closing note of the offline-answers issue

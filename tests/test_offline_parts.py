@@ -222,3 +222,16 @@ def test_a_figure_in_a_later_clause_belongs_to_the_organisation_the_sentence_ope
             "against £9.80 at Lantern Cinemas. Lantern Cinemas said it would open 14 venues.")
     owners = {f.text: (o.name if o else None) for r in _readings(text) for f, o in r.figures}
     assert owners.get("£16.40") == "Allied Cinema Group"
+
+
+def test_a_place_before_it_is_not_an_organisation_and_the_trader_points_back():
+    from rag.language import EntityIndex
+
+    text = ("Pellow & Sons, the family-owned chocolate maker founded in Bristol in 1911, said on Monday that it would raise "
+            "prices. Pellow said it would open a line in Bath. Pellow has signed a deal with Varda Cocoa. For Varda, the "
+            "deal is the largest it has signed. The trader has spent the past two years moving away from bulk cocoa. "
+            "Varda handled 140,000 tonnes last year.")
+    bristol = EntityIndex([text]).resolve("Bristol")
+    assert bristol is None or bristol.kind != "organisation"
+    readings = _readings(text)
+    assert readings[4].thesis is not None and readings[4].thesis.name == "Varda Cocoa"

@@ -29,7 +29,9 @@ ORG_NOUNS = ("company|firm|group|business|operator|carrier|lender|bank|insurer|r
              "authority|ministry|council|regulator|provider|developer|producer|brand|conglomerate|automaker|carmaker|"
              "chipmaker|foundry|port|railway|network|studio|publisher|broadcaster|hospital|university|club|union|"
              "cooperative|co-op|owner|buyer|seller|investor|acquirer|rival|incumbent|challenger|newcomer|venture|unit|"
-             "subsidiary|parent|division|pharmacy|drugstore|marketplace|app|service")
+             "subsidiary|parent|division|pharmacy|drugstore|marketplace|app|service|trader|miller|brewer|builder|"
+             "housebuilder|roaster|grower|baker|dealer|distributor|wholesaler|exporter|importer|shipper|landlord|"
+             "developer|franchise|cooperative|co-operative")
 _BACK_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?(?:(?:[Ii]t|[Ii]ts|[Tt]heir|[Tt]hey|Management(?:['’]s)?|Executives['’]?)(?=[\s,])|"
                              rf"[Tt]he\s+(?:\w+\s+)?(?P<noun>{ORG_NOUNS})(?:['’]s)?\b)")  # lower case after an opener
 # Nouns that name a kind of body: "the authority" is the authority the text named, not the company it is about.
@@ -177,6 +179,8 @@ THESIS_VERBS = (r"(?:is\s+|are\s+|was\s+|were\s+)?(?:betting|wagering|banking|co
                 # a pivot: "is pulling its capital out of jets"
                 r"(?:is|are)\s+(?:pulling|taking|moving|shifting)\s+(?:its|their)\s+(?:[\w'’-]+\s+){0,2}?(?:out\s+of|away\s+from)\b|"
                 r"(?:is|are)\s+(?:leaning|moving|pushing)\s+(?:hard\s+)?into\b|(?:is|are)\s+(?:going|heading)\s+after\b|"
+                # "has spent the past two years moving away from bulk cocoa"
+                r"(?:has|have)\s+spent\s+(?:the\s+)?(?:past|last)\s+(?:\w+\s+){1,2}?(?:moving|shifting|turning|pushing|building|steering)\b|"
                 # means to an end: "is using its buying power to cut ...", "leverages its network to ..."
                 r"(?:(?:is|are)\s+(?:using|leveraging|harnessing)|uses|leverages|harnesses)\s+(?:its|their)\s+(?:[\w'’-]+\s+){1,3}?to\b")
 # Intentions that may be a strategy or only the next step ("plans to bid in the June auction"): weaker evidence.
@@ -522,6 +526,8 @@ def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None,
         elif re.match(rf"^\s*(?:It|They|The\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+(?:also\s+|now\s+|still\s+|instead\s+)?(?:{THESIS_VERBS})",
                       main, re.I):
             best = max(best or (0, 0, back), (2, 0, back), key=lambda b: (b[0], b[1]))
+        elif re.match(rf"^\s*(?:It|They|The\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+(?:also\s+|now\s+)?(?:{WEAK_THESIS_VERBS})", main, re.I):
+            pass
     # "What it wants is the coffee-shop counter": the organisation the text is about
     if (back or focus) is not None and re.match(rf"^\s*What\s+(?:it|they|the\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+{_WHAT_AFTER}", text, re.I):
         best = max(best or (0, 0, back or focus), (3, 0, back or focus), key=lambda b: (b[0], b[1]))  # type: ignore[arg-type]
