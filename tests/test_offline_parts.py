@@ -235,3 +235,10 @@ def test_a_place_before_it_is_not_an_organisation_and_the_trader_points_back():
     assert bristol is None or bristol.kind != "organisation"
     readings = _readings(text)
     assert readings[4].thesis is not None and readings[4].thesis.name == "Varda Cocoa"
+
+
+def test_what_a_model_turns_on_states_the_thesis_of_the_organisation_in_focus():
+    text = ("Starcross Leisure said on Monday it had signed a ten-year deal for characters. Starcross sold 1.4 million "
+            "annual passes last year. Annual passes are the heart of the model. Starcross shares rose 3%.")
+    readings = _readings(text)
+    assert readings[2].thesis is not None and readings[2].thesis.name == "Starcross Leisure"

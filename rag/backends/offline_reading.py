@@ -528,6 +528,12 @@ def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None,
             best = max(best or (0, 0, back), (2, 0, back), key=lambda b: (b[0], b[1]))
         elif re.match(rf"^\s*(?:It|They|The\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+(?:also\s+|now\s+)?(?:{WEAK_THESIS_VERBS})", main, re.I):
             pass
+    # "Annual passes are the heart of the model.": what the organisation's model or strategy turns on
+    if (back or focus or r.topic) is not None and re.search(rf"\b(?:heart|core|centre|center|cornerstone|backbone|"
+                                                           rf"centrepiece|centerpiece|linchpin)\s+of\s+(?:the|its|their)\s+"
+                                                           rf"(?:[\w-]+\s+)?(?:{THESIS_NOUNS}|business)\b", text, re.I):
+        owner = back or focus or r.topic
+        best = max(best or (0, 0, owner), (2, 0, owner), key=lambda b: (b[0], b[1]))  # type: ignore[arg-type]
     # "What it wants is the coffee-shop counter": the organisation the text is about
     if (back or focus) is not None and re.match(rf"^\s*What\s+(?:it|they|the\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+{_WHAT_AFTER}", text, re.I):
         best = max(best or (0, 0, back or focus), (3, 0, back or focus), key=lambda b: (b[0], b[1]))  # type: ignore[arg-type]
