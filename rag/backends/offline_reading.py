@@ -112,12 +112,11 @@ _NOUN_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?[Tt]he\s+(?:\w+\s+)?(?:{ORG_
 
 _SOURCE_BEFORE = re.compile(r"\b(?:according to|said|says|told|estimates? by|data from|figures from|analysts?|economists?|"
                             r"research(?:ers)?|strategists?)\b[^.;]{0,40}$", re.I)
-_BACKGROUND = re.compile(r"\b(?:the (?:old|previous|earlier|original) (?:story|model|playbook|days|order|way)|"
-
-                         r"used to|in the past|for decades|years ago|as recently as|until recently|"
+_BACKGROUND = re.compile(r"\b(?:the old (?:story|model|playbook|days|order|way)|"
+                         r"used to|in the past|for decades|years ago|as recently as|"
                          r"back then|historically|traditionally|once (?:was|were|had|dominated))\b", re.I)
 def history_first(text: str) -> bool:
-    """The sentence opens on the past ("As recently as 2023, the company promised ...", "The old plan was ..."):
+    """The sentence opens on the past ("As recently as 2023, the company promised ...", "The old story was ..."):
     what it says the organisation meant to do is history, not its strategy (a past detail later in the sentence,
     "... the network it has flown for decades", is not)."""
     return bool(_BACKGROUND.search(" ".join(text.split()[:6])))
@@ -526,8 +525,6 @@ def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None,
         elif re.match(rf"^\s*(?:It|They|The\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+(?:also\s+|now\s+|still\s+|instead\s+)?(?:{THESIS_VERBS})",
                       main, re.I):
             best = max(best or (0, 0, back), (2, 0, back), key=lambda b: (b[0], b[1]))
-        elif re.match(rf"^\s*(?:It|They|The\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+(?:also\s+|now\s+)?(?:{WEAK_THESIS_VERBS})", main, re.I):
-            pass
     # "Annual passes are the heart of the model.": what the organisation's model or strategy turns on
     if (back or focus or r.topic) is not None and re.search(rf"\b(?:heart|core|centre|center|cornerstone|backbone|"
                                                            rf"centrepiece|centerpiece|linchpin)\s+of\s+(?:the|its|their)\s+"

@@ -306,7 +306,6 @@ def _timeline(readings: Sequence[Reading], default_year: int | None, source: str
         d = _best_date(r)
         if r.result and _past_period(r.s.text, d, default_year):
             continue  # results for a period ("revenue rose 11% to £214 million in 2025") are figures, not events
-
         key = date_sort_key(d.text, default_year)
         events.append((key, r, d))
     # The most telling events (a day and month, an organisation acting), shown in date order.
@@ -509,7 +508,8 @@ _HORIZON_WORDS = re.compile(r"\b(?:by|before|within|over|from|in)\s+(?:the\s+)?(
 
 def _plans_of(e, readings: Sequence[Reading], central: dict[int, float]) -> list[Reading]:
     """What an organisation that acts more than once (or on a date) says it will do: its own sentences with a
-    forward-looking verb (not quotations, results or background), one with a horizon first, then the most central."""
+    forward-looking verb (not quotations, speech about others, results, background or steps still pending), one
+    with a horizon first, then the most central."""
     acts = [r for r in readings if r.actor is e and not r.quote and not r.background]
     if len(acts) < 2 and not any(r.events for r in acts):
         return []  # mentioned in passing: its one plan does not make it a player
