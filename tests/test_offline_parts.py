@@ -242,3 +242,12 @@ def test_what_a_model_turns_on_states_the_thesis_of_the_organisation_in_focus():
             "annual passes last year. Annual passes are the heart of the model. Starcross shares rose 3%.")
     readings = _readings(text)
     assert readings[2].thesis is not None and readings[2].thesis.name == "Starcross Leisure"
+
+
+def test_an_old_plan_is_not_the_thesis_and_a_hyphenated_descriptor_points_back():
+    text = ("Continental River Lines said on Monday it had signed a rail deal. CRL will sell river cruises with train "
+            "journeys. The river-cruise operator is aiming for 45,000 rail-and-river passengers a year by 2029. CRL's old "
+            "plan, unveiled in 2023, was to build three small coastal ships. CRL shares rose 2%.")
+    readings = _readings(text)
+    assert readings[2].thesis is not None and readings[2].thesis.name == "Continental River Lines"
+    assert readings[3].thesis is None

@@ -33,7 +33,7 @@ ORG_NOUNS = ("company|firm|group|business|operator|carrier|lender|bank|insurer|r
              "housebuilder|roaster|grower|baker|dealer|distributor|wholesaler|exporter|importer|shipper|landlord|"
              "developer|franchise|cooperative|co-operative")
 _BACK_REFERENCE = re.compile(rf"^\s*(?:[\"“]?\s*)?(?:(?:[Ii]t|[Ii]ts|[Tt]heir|[Tt]hey|Management(?:['’]s)?|Executives['’]?)(?=[\s,])|"
-                             rf"[Tt]he\s+(?:\w+\s+)?(?P<noun>{ORG_NOUNS})(?:['’]s)?\b)")  # lower case after an opener
+                             rf"[Tt]he\s+(?:[\w-]+\s+)?(?P<noun>{ORG_NOUNS})(?:['’]s)?\b)")  # lower case after an opener
 # Nouns that name a kind of body: "the authority" is the authority the text named, not the company it is about.
 _INSTITUTION_NOUNS = frozenset("authority agency ministry council regulator commission board court government port union "
                                "university hospital programme program fund".split())
@@ -161,7 +161,7 @@ _THESIS_AFTER_NOUN = (r"(?:\s+(?:to|for|with|in|on)\s+(?:[\w-]+\s+){0,2}?[\w-]+)
                       r"remains\b|rests\b|centres\b|centers\b|hinges\b|relies\b|calls for\b|is simple\b|involves\b|"
                       r"depends\b|lies\b)")
 THESIS_VERBS = (r"(?:is\s+|are\s+|was\s+|were\s+)?(?:betting|wagering|banking|counting)\s+(?:that|on)\b|bets\s+(?:that|on)\b|"
-                r"wants\s+to\b|want\s+to\b|aims\s+to\b|aim\s+to\b|"
+                r"wants\s+to\b|want\s+to\b|aims\s+to\b|aim\s+to\b|(?:is|are)\s+aiming\s+(?:for|at|to)\b|"
                 r"(?:is|are)\s+(?:not\s+)?trying\s+to\b|tries\s+to\b|seeks\s+to\b|(?:is|are)\s+seeking\s+to\b|"
                 r"(?:is|are)\s+(?:positioning|repositioning|reinventing|remaking|transforming)\b|"
                 r"(?:is|are)\s+doubling\s+down\b|doubles\s+down\b|(?:is|are)\s+(?:going|heading)\s+the\s+other\s+way\b|"
@@ -389,7 +389,9 @@ _HEADLINE_PREDICATE = re.compile(rf"^(?:['’]s?)?(?:\s+[a-z][\w-]*(?:\s+[\w£$�
                                  rf"(?:(?P<strong>{THESIS_VERBS})|to\s+[a-z]+\b|(?:turns|moves|shifts|pivots|switches|"
                                  r"pushes|expands|retreats|refocuses|returns|heads)\s+(?:to|into|towards?|away|back|from|on)\b"
                                  # "X buys Castlemoor Holidays for £14.5m in push into coach tours"
-                                 r"|[^\n]*?\bin\s+(?:a\s+|its\s+)?(?:push|drive|bid|move|shift|pivot)\s+(?:into|to|towards?|for|away)\b)")
+                                 r"|[^\n]*?\bin\s+(?:a\s+|its\s+)?(?:push|drive|bid|move|shift|pivot)\s+(?:into|to|towards?|for|away)\b"
+                                 # "CRL signs rail deal to sell river cruises ...", "X unveils plan to ..."
+                                 r")")
 
 
 def headline_thesis(sentences: Sequence[Sentence], entities: EntityIndex) -> Reading | None:
@@ -466,6 +468,9 @@ _WHAT_AFTER = (r"(?:is\s+|are\s+)?(?:really\s+|ultimately\s+|now\s+)?(?:after|wa
                r"building|needs)(?:,[^,]{1,40},)?\s+(?:is|are)\b")
 
 
+_FORMER = re.compile(r"['’]s?\s+(?:[\w-]+\s+)?(?:old|former|previous|original|earlier|abandoned|scrapped|first)\s", re.I)
+
+
 def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None,
             focus: Entity | None = None) -> tuple[Entity | None, int]:
     text = s.text
@@ -486,6 +491,8 @@ def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None,
         names = names_alternation(e)
         for m in re.finditer(rf"(?<![\w])(?:{names})['’]s?\s+(?:[\w-]+\s+){{0,2}}?(?:{THESIS_NOUNS})\b{_THESIS_AFTER_NOUN}",
                              text):
+            if _FORMER.search(m.group(0)):
+                continue  # "CRL's old plan, unveiled in 2023, was to ...": what it no longer means to do
             best = max(best or (0, 0, e), (3, -m.start(), e), key=lambda b: (b[0], b[1]))
         # "X wants ...", "X, for its part, wants ...", "X (the lender) wants ..."
         for m in re.finditer(rf"(?<![\w])(?:{names})(?:['’]s)?(?:\s*,[^,]{{1,90}},\s*|\s*\([^)]{{1,40}}\)\s*|\s+)"
@@ -522,7 +529,7 @@ def _thesis(s: Sentence, r: Reading, entities: EntityIndex, back: Entity | None,
                     rf"executives|leadership)['’]s?)\s+(?:[\w-]+\s+){{0,2}}?(?:{THESIS_NOUNS}|view)\b"
                     rf"{_THESIS_AFTER_NOUN}", text, re.I):
             best = max(best or (0, 0, back), (3, 0, back), key=lambda b: (b[0], b[1]))
-        elif re.match(rf"^\s*(?:It|They|The\s+(?:\w+\s+)?(?:{ORG_NOUNS}))\s+(?:also\s+|now\s+|still\s+|instead\s+)?(?:{THESIS_VERBS})",
+        elif re.match(rf"^\s*(?:It|They|The\s+(?:[\w-]+\s+)?(?:{ORG_NOUNS}))\s+(?:also\s+|now\s+|still\s+|instead\s+)?(?:{THESIS_VERBS})",
                       main, re.I):
             best = max(best or (0, 0, back), (2, 0, back), key=lambda b: (b[0], b[1]))
     # "Annual passes are the heart of the model.": what the organisation's model or strategy turns on
