@@ -169,10 +169,16 @@ def test_open_questions_are_doubts_voiced_and_decisions_still_to_come():
               "The application will be decided at a committee meeting on June 18.",
               "The union would seek talks before a consultation ends on July 3.",
               "Corvant has an option to raise its holding to 51% in 2028.",
-              "To reach 1,500 kiosks, Ninebar must open about 27 a month for the next two years."]
+              "To reach 1,500 kiosks, Ninebar must open about 27 a month for the next two years.",
+              "The bigger question is whether it can make premium tyres in volume.",
+              "The group works council must approve the transfer.",
+              "The purchase is expected to complete on November 2.",
+              "Nobody has yet shown that a Cumbrian pale ale sells in Osaka.",
+              "If Lanternfly has a flop, Starcross is still paying £21 million a year."]
     settled = ["Corvant reported revenue of £1.38 billion for the year to March.",
                "The council approved the plans for the site in December.",
-               "Kerbside lets private owners rent out their cars by the hour."]
+               "Kerbside lets private owners rent out their cars by the hour.",
+               "If needed, the company raised prices."]
     assert all(_PENDING.search(s) for s in raised)
     assert not any(_PENDING.search(s) for s in settled)
 

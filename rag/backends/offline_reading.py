@@ -201,7 +201,7 @@ _RESULT_VERBS = re.compile(r"\b(?:reported|reports|posted|posts|rose|rises|risen
                            r"returned|recorded|improved|worsened|doubled|tripled|halved|up|down)\b", re.I)
 # A question the source itself leaves open: something pending, to be decided, or promised for a date.
 # A doubt the text voices, quoted or not: "The risk is that ...", "The question is whether ...", "... is the whole question".
-DOUBT = re.compile(r"\b(?:the|a|one|another|main|big|biggest|real|only)\s+(?:risk|danger|worry|concern|trouble|problem|catch|"
+DOUBT = re.compile(r"\b(?:the|a|one|another|main|big|bigger|biggest|real|only|key|harder|open)\s+(?:risk|danger|worry|concern|trouble|problem|catch|"
                    r"question|test|fear)\s+(?:is|was|remains|for\s+\w+\s+is)\s+(?:that|whether|how|if)\b"
                    r"|\bis the (?:whole|real|big|key|open) question\b", re.I)
 _PENDING = re.compile(
@@ -211,6 +211,11 @@ _PENDING = re.compile(
     r"|\bwill be (?:decided|determined|ruled on|voted on|heard|considered)\b|\bwill go before\b|\b(?:has|have|had) appealed\b"
     r"|\bconsultation\b[^.]{0,60}\b(?:ends|closes|runs until|begins)\b|\b(?:will|would)\s+ballot\b|\bballot(?:ing)?\s+(?:its\s+)?members\b"
     r"|\bhas an option to\b|\b(?:allows|lets|entitles) (?:it|them) to (?:end|exit|terminate|walk away|cancel)\b"
+    # approvals a party must still give, deals still to complete, what nobody has shown
+    r"|\b(?:must|will have to|has to|have to|needs? to)\s+(?:still\s+)?(?:approve|agree|sign off|clear|ratify)\b"
+    r"|\b(?:is|are)\s+expected\s+to\s+(?:complete|finish|close)\b|\b(?:nobody|no one)\s+has\s+(?:yet\s+)?(?:shown|proved|proven)\b"
+    # a condition and what follows from it: "If Lanternfly has a flop, Starcross is still paying £21 million a year."
+    r"|^\s*[\"“]?If\b[^,.]{5,100},\s+[^.]*\b(?:would|will|could|might|is still|are still|still)\b"
     # the pace a target needs: "must open about 27 a month"
     r"|\bmust (?:open|sign|add|win|sell|raise|cut|find|build|hire)\b[^.]{0,80}\b(?:a|per|each) (?:month|year|week)\b"
     r"|\b(?:needs?|requires?|awaits?|awaiting|pending|subject to)\b[^.]{0,60}\b(?:approval|vote|review|ruling|clearance|"
