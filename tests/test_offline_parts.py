@@ -198,7 +198,6 @@ def test_a_short_form_the_text_uses_after_the_full_name_joins_it_and_an_acronym_
 
 
 def test_the_subject_after_an_opening_clause_with_its_own_relative_clause_states_the_thesis():
-
     text = ("Goldcrust Bakeries said on Monday it would close 140 shops. Hearthstone Bakehouse said it had opened 12 cafes. "
             "Unlike Goldcrust, which owns and runs all of its shops, Hearthstone is opening cafe-bakeries as fast as it can, "
             "and it is now taking the format abroad. Hearthstone Bakehouse is heading the other way.")
@@ -208,7 +207,6 @@ def test_the_subject_after_an_opening_clause_with_its_own_relative_clause_states
 
 
 def test_the_company_points_at_the_organisation_the_text_is_about_not_one_named_in_passing():
-
     def actors(text: str) -> list[str | None]:
         return [r.actor.name if r.actor else None for r in _readings(text)]
 
