@@ -582,7 +582,6 @@ class EntityIndex:
             and not _shouting(name) and not _DATE.fullmatch(name) and not (name in after_the and " " not in name and is_common_word(name))
             and not (" " not in name and is_common_word(name) and not (person[name] or org[name] or name in titled)))}
         self._opened = opened
-        self._again = again
         for long, short in pairs:  # "Long Form (SHORT)": one entity, the long form canonical
             entity = self._by_name.get(long) or self._new(long, counts)
             self._alias(entity, short)
@@ -592,7 +591,8 @@ class EntityIndex:
         for name in ordered:
             if name in self._by_name:
                 continue
-            target = self._surname_of(name, person, titled, org) or self._family_of(name, counts, org, place, first)
+            target = self._surname_of(name, person, titled, org) or \
+                self._family_of(name, counts, org, place, first, again)
             if target is not None:
                 self._alias(target, name)
                 continue
@@ -649,7 +649,7 @@ class EntityIndex:
                      e.name.split()[-1] == name), None)
 
     def _family_of(self, name: str, counts: Counter[str], org: Counter[str], place: Counter[str],
-                   first_seen: dict[str, tuple[int, int]]) -> Entity | None:
+                   first_seen: dict[str, tuple[int, int]], again: dict[str, tuple[int, int]]) -> Entity | None:
         """The entity ``name`` belongs to: its acronym's long form, or, for a short name that acts on its own
         ("Brannock said", "Selkirk's"), the longer names that start with it."""
         if is_acronym(name):
@@ -669,7 +669,7 @@ class EntityIndex:
                     # Partners", introduced later), unless all the longer one adds is its legal form ("Grubline
                     # Holdings Inc.") or the text gives the longer one first ("Harrow Lane Books, the high-street
                     # chain, ..." then "Harrow Lane"; a headline's short form before it does not count).
-                    later = getattr(self, "_again", {}).get(name, first_seen.get(name, (0, 0)))
+                    later = again.get(name, first_seen.get(name, (0, 0)))
                     if len(first) > 1 and not {w.lower().strip(".,") for w in parts[len(first):]} <= CORPORATE_FORMS \
                             and not first_seen.get(n, (1 << 30, 0)) < later:
                         continue

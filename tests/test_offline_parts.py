@@ -22,6 +22,11 @@ def _readings(text: str):
     ctx = _one_chunk(text)
     return read_document(split_sentences(ctx, vectors=False), entities_of(ctx))[0]
 
+def _theses(text: str) -> list[str | None]:
+    """Per body sentence, the organisation whose strategy it states (None: it states none)."""
+    return [r.thesis.name if r.thesis else None for r in _readings(text)]
+
+
 def test_a_question_in_two_parts_is_split_before_the_second_question_word():
     parts = split_question("How many branches are getting shut down, and how does that break down between the two lenders?")
     assert parts == ["How many branches are getting shut down?",
@@ -131,8 +136,7 @@ def test_a_plan_the_sentence_sets_in_the_past_is_history_and_an_opener_does_not_
     text = ("Halvard Volt said on Monday it had bought 52 motorway sites from Wayfare Roadside. Rather than scatter "
             "chargers across car parks, the company is concentrating on a few very busy sites on long-distance routes. "
             "Halvard Volt shares rose 2% on Monday.")
-    readings = _readings(text)
-    assert readings[1].thesis is not None and readings[1].thesis.name == "Halvard Volt"
+    assert _theses(text)[1] == "Halvard Volt"
 
 
 def test_a_port_of_name_stays_whole_and_a_dated_said_that_it_would_is_the_organisations_own_commitment():
@@ -237,21 +241,18 @@ def test_a_place_before_it_is_not_an_organisation_and_the_trader_points_back():
             "Varda handled 140,000 tonnes last year.")
     bristol = EntityIndex([text]).resolve("Bristol")
     assert bristol is None or bristol.kind != "organisation"
-    readings = _readings(text)
-    assert readings[4].thesis is not None and readings[4].thesis.name == "Varda Cocoa"
+    assert _theses(text)[4] == "Varda Cocoa"
 
 
 def test_what_a_model_turns_on_states_the_thesis_of_the_organisation_in_focus():
     text = ("Starcross Leisure said on Monday it had signed a ten-year deal for characters. Starcross sold 1.4 million "
             "annual passes last year. Annual passes are the heart of the model. Starcross shares rose 3%.")
-    readings = _readings(text)
-    assert readings[2].thesis is not None and readings[2].thesis.name == "Starcross Leisure"
+    assert _theses(text)[2] == "Starcross Leisure"
 
 
 def test_an_old_plan_is_not_the_thesis_and_a_hyphenated_descriptor_points_back():
     text = ("Continental River Lines said on Monday it had signed a rail deal. CRL will sell river cruises with train "
             "journeys. The river-cruise operator is aiming for 45,000 rail-and-river passengers a year by 2029. CRL's old "
             "plan, unveiled in 2023, was to build three small coastal ships. CRL shares rose 2%.")
-    readings = _readings(text)
-    assert readings[2].thesis is not None and readings[2].thesis.name == "Continental River Lines"
-    assert readings[3].thesis is None
+    theses = _theses(text)
+    assert theses[2] == "Continental River Lines" and theses[3] is None

@@ -308,6 +308,9 @@ def read_document(sentences: Sequence[Sentence], entities: EntityIndex) -> tuple
     readings: list[Reading] = []
     focus: Entity | None = None  # the organisation the text is about at this point
     recent: list[Entity] = []  # organisations named so far, last named last
+    seen: Counter[int] = Counter()  # how often each was named so far (by id), in first-named order below
+    introduced: dict[int, Entity] = {}
+    stated: set[int] = set()  # organisations whose strategy an earlier sentence states
     focus_age = 99  # sentences since the focus was last named: "It" points back one sentence, "The company" further
     body = [s for s in sentences if not s.is_heading]
     for s in body:  # who works where, from what the text says outright, before any guess from context
@@ -321,11 +324,9 @@ def read_document(sentences: Sequence[Sentence], entities: EntityIndex) -> tuple
         if _NOUN_REFERENCE.match(main) and focus is not None and recent:
             # "The company said it would fund ...": a generic noun points at the organisation the text is about, not
             # at one it named in passing a sentence ago ("Parcelway, which runs returns, declined to comment.")
-            seen = Counter(id(e) for e in recent)
-            principal = max(recent, key=lambda e: seen[id(e)])
+            principal = max(introduced.values(), key=lambda e: seen[id(e)])
             # ... unless that one is a player: it states a strategy, or it just did something ("Rival Tessaro Wind
             # ... is heading in the opposite direction."), beyond a comment or a step still pending
-            stated = {id(x.thesis) for x in readings if x.thesis is not None}
             last = readings[-1] if readings else None
             acted = last is not None and last.actor is focus and not (last.speech or last.pending or last.quote)
             if principal is not focus and id(focus) not in stated and not acted and seen[id(focus)] <= 2 and \
@@ -378,6 +379,11 @@ def read_document(sentences: Sequence[Sentence], entities: EntityIndex) -> tuple
             bool(readings) and readings[-1].background and not r.events and not r.figures and len(s.text.split()) <= 12)
         readings.append(r)
         recent.extend(e for _, e in named)
+        for _, e in named:
+            seen[id(e)] += 1
+            introduced.setdefault(id(e), e)
+        if r.thesis is not None:
+            stated.add(id(r.thesis))
         focus_age += 1
         if r.thesis is not None:
             focus, focus_age = r.thesis, 0

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..context import ContextChunk
 from ..extract import Sentence, entities_of, split_sentences
-from ..language import FUNCTION_WORDS, PUBLIC_BODIES, acronym_of, content_stems, is_acronym, stem
+from ..language import FUNCTION_WORDS, PUBLIC_BODIES, DateMention, acronym_of, content_stems, is_acronym, stem
 from ..normalize import normalize
 from ..types import (
     Briefing, Citation, CitedItem, DatedItem, FigureItem, Organisation, OrganisationProfile, Person, SourceSummary,
@@ -286,7 +286,7 @@ _SHARE_MOVE = re.compile(r"^\s*(?:(?:The\s+)?(?:[A-Z][\w&'’.-]*\s+){0,4}?(?:[A
                          r"surged|tumbled|sank|soared|plunged|were\s+(?:flat|unchanged|down|up)|closed|ended)\b")
 
 
-def _past_period(text: str, d, default_year: int | None) -> bool:
+def _past_period(text: str, d: DateMention, default_year: int | None) -> bool:
     """The date is a reporting period that has ended ("last year", "in the first half", "in 2025" in a 2026 story),
     not a target ("by 2028") or a day."""
     if not _REPORTING_PERIOD.fullmatch(d.text.strip()) or re.search(r"\b(?:by|before|until|from|to)\s*$", text[:d.start]):
