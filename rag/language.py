@@ -136,7 +136,9 @@ STRATEGY_WORDS = frozenset("""strategy strategic plan plans planning model appro
 aims want wants intend intends hope hopes hoping""".split())
 SPEECH_VERBS = frozenset("said says say told tells wrote writes added adds noted notes argued argues explained explains "
                          "announced announces stated states warned warns according commented".split())
-_CONNECTORS = frozenset({"of", "and", "&", "for", "de", "du", "la", "van", "von", "der", "the", "on", "in"})
+# Particles inside names: "Bank of Calder", "Cooperativa Campos del Duero", "Banca di Sondrio", "Caixa dos Açores".
+_PARTICLES = frozenset({"de", "du", "la", "van", "von", "der", "del", "della", "di", "des", "dos", "das", "da"})
+_CONNECTORS = frozenset({"of", "and", "&", "for", "the", "on", "in"}) | _PARTICLES
 _INITIAL_STOP = frozenset({"the", "a", "an"})
 # Words that open a sentence without being part of a name: prepositions beyond the function words ("Unlike ACG,
 # ...", "Despite Kerbside's losses") and number words ("Six months ago Pettigrew said ...").
@@ -242,7 +244,7 @@ def _connector_ok(connector: str, group: list[tuple[int, int, str]]) -> bool:
     if low == "of" and len(named) >= 2 and _person_shaped(" ".join(t[2] for t in named)) and \
             not any(_is_title(t[2]) for t in group):
         return False  # "Martin Kowalczyk of Ostrander Health Capital": a person, then where they work
-    if low in {"&", "of", "for", "de", "du", "la", "van", "von", "der"}:
+    if low in {"&", "of", "for"} | _PARTICLES:
         return True
     if low == "and":
         return any(t[2].lower() == "of" for t in group)
@@ -436,11 +438,24 @@ _MARKET_OF = re.compile(r"['’]s\s+(?:second-|third-)?(?:largest|biggest|leadin
 # Kitchen name", "a new label, Second Rail").
 _PRODUCT_NOUNS = (r"(?:app|apps|service|format|brand|label|range|product|products|card|scheme|platform|pass|tag|line|device|"
                   r"tool|system|feature|layout|subscription|model|offering|programme|program|membership|package|name)")
-_PRODUCT_BEFORE = re.compile(rf"\b(?:its|their|a|the)\s+(?:own\s+|new\s+)?(?:[\w-]+\s+){{0,2}}?{_PRODUCT_NOUNS},\s*$"
-                             rf"|\b{_PRODUCT_NOUNS},?\s+(?:called|named|known\s+as)\s*$|\b(?:under|called|named|branded)\s+the\s*$", re.I)
+_PRODUCT_BEFORE = re.compile(rf"\b(?:its|their|a|the|[A-Z][\w-]*['’]s)\s+(?:own\s+|new\s+)?(?:[\w-]+\s+){{0,2}}?{_PRODUCT_NOUNS},\s*$"
+                             rf"|\b{_PRODUCT_NOUNS},?\s+(?:called|named|known\s+as)\s*$|\b(?:under|called|named|branded)\s+the\s*$"
+                             r"|\b(?:branded|dubbed|trademarked)\s*$|\bwhich\s+(?:it|they|the\s+[\w-]+)\s+(?:calls|call|brands|dubs)\s*$", re.I)
+# "its Sofa Pass subscription": a name between a possessive and what it names; "Durona, a drought-tolerant wheat bred by
+# ...", "Hallowell Simple, an unattended cremation priced at £1,450": described as a thing made, sold or priced.
 _PRODUCT_AFTER = re.compile(rf"^(?:,\s*(?:[Ii]ts|[Tt]heir)\s+(?:own\s+|new\s+)?(?:[\w-]+\s+){{0,2}}?{_PRODUCT_NOUNS}\b"
-                            r"|\s+(?:name|brand|label|app|format|range|system|software|platform)\b)")
-_IT_AFTER = re.compile(r"^(?:[^.!?A-Z]|[A-Z][a-z]*\b(?<!\s[A-Z]))*?\b(?:it|its|itself)\b")
+                            r"|\s+(?:name|brand|label|app|format|range|system|software|platform)\b"
+                            r"|,\s*(?:a|an)\s+(?:[\w-]+\s+){0,4}?(?:bred|made|developed|designed|built|sold|priced|marketed|"
+                            r"produced|manufactured)\s+(?:by|at|for|under|from)\b)")
+_PRODUCT_OWNED = re.compile(r"\b(?:its|their|[A-Z][\w-]*['’]s)\s*$")
+_PRODUCT_HEAD = re.compile(rf"\s+{_PRODUCT_NOUNS}\b")
+# "it" after a name, before any other name, past the name's own parenthesis or apposition ("Tollard & Finch (T&F),
+# Britain's largest seed merchant, said it would ..."); dates may come between ("said on Monday (March 9) that it").
+_IT_AFTER = re.compile(r"^(?:\s*\([^()]*\))?(?:\s*,[^,.!?]*,)?(?:[^.!?A-Z]|(?:" +
+                       "|".join(m.capitalize() for m in _MONTHS + _WEEKDAYS if len(m) > 3) + r")\b)*?\b(?:it|its|itself)\b")
+# A name after a preposition is not the sentence's subject, so a later "it" is someone else's ("... complaints from Sofa
+# Pass customers ..., and it has asked ...").
+_OBJECT_BEFORE = re.compile(r"\b(?:from|of|to|with|for|by|at|on|into|than|against|between|about|over)\s*$")
 _HE_AFTER = re.compile(r"^[^.!?]{0,60}\b(?:he|she|his|her|him|himself|herself)\b")
 _PERSON_VERBS = re.compile(r"\s+(?:has been|had been|is|was|became|will become|serves as|served as|remains)\s+(?:the|its|their|a|an|"
                            r"[A-Z][\w&.\-]*['’]s)\s+(?:\w+\s+){0,3}?(?:" + "|".join(sorted((w for w in TITLE_WORDS if w.isalpha()),
@@ -450,9 +465,16 @@ _PERSON_AFTER = re.compile(r"\s*,\s*(?:(?:the|a|an|its|their|his|her|who|whose|[
                            r"(?:" + "|".join(sorted((w for w in TITLE_WORDS if w.isalpha()), key=len, reverse=True)) + r")\b"
                            r"|\s*,\s*who\s+(?:heads|leads|runs|oversees|chairs|manages|founded|directs|is|was)\b", re.I)
 _SPEECH_AFTER = re.compile(r"\s+(?:" + "|".join(SPEECH_VERBS) + r")\b")
-_SPEECH_BEFORE = re.compile(r"(?:\b(?:" + "|".join(SPEECH_VERBS) + r")|\baccording to|\bby)\s*$", re.I)
+# "according to Dana Whitfield", a byline "By Dana Whitfield" (not "bred by Veldmark Genetics": anything is done by someone)
+_SPEECH_BEFORE = re.compile(r"(?:\b(?:" + "|".join(SPEECH_VERBS) + r")|\baccording to|(?:^|\n)\s*by)\s*$", re.I)
+# Where a name is a place: after a preposition of place, also as the second of two ("in Spain and Portugal"), after a
+# compass or region adjective ("southern England") or as "the north of England".
 _PLACE_BEFORE = re.compile(r"\b(?:in|near|outside|across|around|throughout|based in|headquartered in)\s*$|"
-
+                           r"\b(?:in|near|across|around|throughout)\s+(?:[A-Z][\w-]+(?:\s+[A-Z][\w-]+)?(?:,\s+|\s+(?:and|or)\s+)){1,4}$|"
+                           r"\b(?:northern|southern|eastern|western|central|north-eastern|north-western|south-eastern|"
+                           r"south-western|rural|coastal)\s*$|"
+                           r"\bthe\s+(?:north|south|east|west|centre|center|north-east|north-west|south-east|south-west|"
+                           r"outskirts|edge)\s+of\s*$|"
                            r"(?<!analyst )(?<!analysts )(?<!economist )(?<!executive )(?<!director )(?<!officer )(?<!head )"
                            r"(?<!chief )(?<!partner )(?<!jobs )(?<!staff )(?<!revenue )(?<!sales )(?<!shares )(?<!profit )"
                            r"(?<!workers )(?<!employees )(?<!strategist )(?<!researcher )\bat\s*$")
@@ -461,7 +483,7 @@ _PLACE_BEFORE = re.compile(r"\b(?:in|near|outside|across|around|throughout|based
 def _person_shaped(name: str) -> bool:
     parts = name.split()
     return (2 <= len(parts) <= 4 and all(p[:1].isupper() and p[1:].islower() or re.fullmatch(r"[A-Z]\.", p)
-                                          or p.lower() in {"de", "van", "von", "der", "la", "du"} or "-" in p
+                                          or p.lower() in _PARTICLES or "-" in p
                                           for p in parts)
             and not any(p.lower().strip(".") in ORG_WORDS for p in parts))
 
@@ -553,12 +575,13 @@ class EntityIndex:
                 if _ORG_CONTEXT.match(text[m.end:m.end + 40]):
                     org[m.text] += 1
                 place[m.text] += bool(_PLACE_BEFORE.search(before))
-                product[m.text] += bool(_PRODUCT_BEFORE.search(before) or _PRODUCT_AFTER.match(after))
+                product[m.text] += bool(_PRODUCT_BEFORE.search(before) or _PRODUCT_AFTER.match(after)
+                                        or (_PRODUCT_OWNED.search(before) and _PRODUCT_HEAD.match(after)))
                 if _MARKET_OF.match(after):  # "Britain's largest coffee chain ... said it would": a place, not the actor
                     place[m.text] += 1
                 elif not _PLACE_BEFORE.search(before):  # "founded in Bristol in 1911, said that it ...": not Bristol's "it"
                     # "Walmart, meanwhile, is expanding its ...": "its" for what it names, before any other name.
-                    org[m.text] += bool(_IT_AFTER.match(text[m.end:m.end + 80]))
+                    org[m.text] += bool(_IT_AFTER.match(text[m.end:m.end + 80]) and not _OBJECT_BEFORE.search(before))
         # "Rival Castellan Automotive said ...": a capitalised common word that opens a sentence before a name the
         # texts also use alone is not part of it.
         opened: dict[str, str] = {}
@@ -575,9 +598,11 @@ class EntityIndex:
         keep = {name for name in counts if name in defined or (
             (name in mid or name in titled or (counts[name] > 1 and len(name.split()) > 1) or person[name] > 0
              or (org[name] > 0 and len(name.split()) > 1)
-             or (len(name.split()) > 1 and {w.lower().strip(".") for w in name.split()[1:]} & ORG_WORDS))
+             or (len(name.split()) > 1 and {w.lower().strip(".") for w in name.split()[1:]} & ORG_WORDS)
+             # the full name a story opens with, then uses the short one ("Veldmark Genetics, ...", then "Veldmark")
+             or (len(name.split()) > 1 and name.split()[0] in mid and not is_common_word(name.split()[0])))
             and (len(name.split()) < 4 or {w.lower().strip(".") for w in name.split()} & ORG_WORDS
-                 or " of " in name or "&" in name)
+                 or " of " in name or "&" in name or set(name.split()) & _PARTICLES)
             or (" " not in name and not is_common_word(name) and not name.isdigit() and len(name) > 2)
             and not _shouting(name) and not _DATE.fullmatch(name) and not (name in after_the and " " not in name and is_common_word(name))
             and not (" " not in name and is_common_word(name) and not (person[name] or org[name] or name in titled)))}

@@ -49,12 +49,15 @@ BRIEF_DEV = ["brief-telecom", "brief-fooddelivery", "brief-chips", "brief-insura
              "brief8-cinemas", "brief8-carrental", "brief8-resale", "brief8-timeline-mealkits",
              "brief9-sportswear", "brief9-timeline-satellite", "brief9-ferries", "brief9-housebuilders",
              "brief10-buses", "brief10-bakeries", "brief10-dental", "brief10-timeline-brewery",
-             "brief11-cruises", "brief11-chocolate", "brief11-themeparks", "brief11-timeline-tyres"]
+             "brief11-cruises", "brief11-chocolate", "brief11-themeparks", "brief11-timeline-tyres",
+             "brief12-bicycles", "brief12-funerals", "brief12-eyewear", "brief12-timeline-papermill",
+             "brief13-furniture", "brief13-vetclinics", "brief13-agriseeds", "brief13-timeline-deptstore"]
 BRIEF_HELDOUT = ["brief-autos", "brief-cloud", "brief-consumer", "brief-shipping", "brief-timeline-pharmacy",
                  "brief2-streaming", "brief2-banking", "brief4-cement", "brief4-games", "brief5-insurtech", "brief6-solar",
                  "brief7-freightrail", "brief7-toys", "brief8-water", "brief8-fertiliser",
                  "brief9-hearingaids", "brief9-verticalfarming", "brief10-wine", "brief10-coworking",
-                 "brief11-languageapps", "brief11-parcellockers"]
+                 "brief11-languageapps", "brief11-parcellockers", "brief12-recycling", "brief12-skiresorts",
+                 "brief13-elevators", "brief13-meatalternatives"]
 MAX_REPEATED = 0.10  # share of a briefing's sentences that may appear twice (the briefings issue's target)
 
 # Set just below the measured results of the offline engine (the closing note of the offline-answers issue
@@ -69,18 +72,17 @@ THRESHOLDS = {
     "chat_dev": {"min_pass_rate": 0.2, "min_answer_accuracy": 0.46, "min_refusal_recall": 0.58, "min_citation_validity": 1.0},
     "chat_heldout": {"min_pass_rate": 0.0, "min_answer_accuracy": 0.45, "min_refusal_recall": 0.42,
                      "min_citation_validity": 1.0},
-    # Floors just below what the offline engine measured at the end of stop 20 (rounds 8-11 of blind corpora added:
-    # 39 dev / 21 held-out corpora): briefing_dev 1.00 pass / 0.91 thesis / 0.85 figures / 5 false sections / 0.094
-    # repeated (the worst briefing) / 0.91 timeline / 0.71 open questions; briefing_heldout 0.95 / 0.72 / 0.81 / 6 /
-    # 0.089 / 0.92 / 0.44. The engine of stop 19 on the same suites: dev 0.69 / 0.64 / 0.82 / 21 / 0.156 / 0.92 / 0.54,
-    # held-out 0.67 / 0.53 / 0.80 / 12 / 0.133 / 0.92 / 0.34. Measured on each round before any change for it: thesis
-    # 0.33 (round 8), 0.73 (round 9), 0.43 (round 10), 0.53 (round 11).
-    "briefing_dev": {"min_pass_rate": 0.97, "min_citation_validity": 1.0, "min_thesis_recall": 0.89,
-                     "min_figure_placement": 0.83, "max_false_sections": 6, "max_repeated_share": 0.1,
-                     "min_timeline_recall": 0.89, "min_open_question_recall": 0.69},
-    "briefing_heldout": {"min_pass_rate": 0.9, "min_citation_validity": 1.0, "min_thesis_recall": 0.7,
-                         "min_figure_placement": 0.79, "max_false_sections": 7, "max_repeated_share": 0.1,
-                         "min_timeline_recall": 0.9, "min_open_question_recall": 0.42},
+    # Floors just below what the offline engine measured at the end of stop 21 (rounds 12-13 of blind corpora added:
+    # 47 dev / 25 held-out corpora): briefing_dev 0.98 pass / 0.90 thesis / 0.87 figures / 13 false sections / 0.094
+    # repeated (the worst briefing) / 0.90 timeline / 0.61 open questions; briefing_heldout 0.92 / 0.74 / 0.81 / 10 /
+    # 0.089 / 0.91 / 0.40. Measured on each round before any change for it: thesis 0.33 (round 8), 0.73 (round 9),
+    # 0.43 (round 10), 0.53 (round 11), 0.88 (round 12), 0.82 (round 13).
+    "briefing_dev": {"min_pass_rate": 0.95, "min_citation_validity": 1.0, "min_thesis_recall": 0.89,
+                     "min_figure_placement": 0.85, "max_false_sections": 14, "max_repeated_share": 0.1,
+                     "min_timeline_recall": 0.89, "min_open_question_recall": 0.59},
+    "briefing_heldout": {"min_pass_rate": 0.9, "min_citation_validity": 1.0, "min_thesis_recall": 0.72,
+                         "min_figure_placement": 0.79, "max_false_sections": 11, "max_repeated_share": 0.1,
+                         "min_timeline_recall": 0.9, "min_open_question_recall": 0.38},
     "qa_distractors": {"min_pass_rate": 0.45, "min_answer_accuracy": 0.37, "min_refusal_recall": 0.6,
                        "min_citation_validity": 1.0},
     # Measured with the BM25 postings (issue 13): hit@10 0.48, hit@1 0.16, hit@5 0.41, MRR 0.26 (FTS5 before it:

@@ -267,3 +267,20 @@ def test_a_regulator_or_union_without_a_strategy_of_its_own_gets_no_section() ->
     names = [o.name for o in _briefing_of(text).organisations]
     assert "Crestmoor Dental" in names and "Pennant Dental Partnership" in names
     assert "Dental Standards Commission" not in names
+
+
+def test_the_corpus_decides_what_a_name_is_when_one_document_alone_cannot() -> None:
+    # Read alone, the second document takes the wheat variety for an organisation (it "yielded", it is "sold");
+    # the first says what it is. The briefing reads the names across the corpus: no section for the product.
+    one_text = ("Campo Foods said on Monday (May 4) that it would sell pasta under its own brand. Campo Foods has licensed "
+                "Durona, a drought-tolerant durum wheat bred by Veldmark Genetics, and Campo Foods will open a mill in 2027.")
+    two_text = ("Veldmark Genetics said on Wednesday (February 11) that it would license its varieties. Durona yielded 14% "
+                "more than rival wheat, and it will be sold in Portugal. Veldmark wants 400,000 hectares by 2029.")
+    one, two = _context(one_text, "one.txt"), _context(two_text, "two.txt")
+    summaries = [verify_summary(summarize_document("one.txt", "One", one), one),
+                 verify_summary(summarize_document("two.txt", "Two", two), two)]
+    alone = {o.name for s in summaries for o in s.organisations}
+    texts = {"one.txt": {"source": "one.txt", "text": one_text}, "two.txt": {"source": "two.txt", "text": two_text}}
+    names = {o.name for o in build_briefing("B", summaries, texts).organisations}
+    assert "Durona" in alone  # the premise: one document alone gets it wrong
+    assert "Durona" not in names and {"Campo Foods", "Veldmark Genetics"} <= names

@@ -256,3 +256,41 @@ def test_an_old_plan_is_not_the_thesis_and_a_hyphenated_descriptor_points_back()
             "plan, unveiled in 2023, was to build three small coastal ships. CRL shares rose 2%.")
     theses = _theses(text)
     assert theses[2] == "Continental River Lines" and theses[3] is None
+
+
+def test_name_particles_places_in_lists_and_regions_and_products_named_or_described():
+    from rag.language import EntityIndex
+
+    ix = EntityIndex(["The seven-year licence signed with Cooperativa Campos del Duero (CCD) lets the cooperative sell "
+                      "seed. CCD said on Monday it would build a mill. The Unión de Agricultores del Duero objected."])
+    assert ix.resolve("CCD").name == "Cooperativa Campos del Duero"
+    assert ix.resolve("Unión de Agricultores del Duero") is not None
+    ix = EntityIndex(["Pryce & Daughters, with branches in Sale, Altrincham and Stockport, said it would stay. Greyfriars "
+                      "runs 11 sites across southern England and its biggest client is Lanternfield. Lanternfield will "
+                      "sell seed across Spain and Portugal rather than produce it itself, and open a hub in the north of "
+                      "Wales next year, it said."])
+    for place in ("Altrincham", "Stockport", "England", "Portugal", "Wales"):
+        e = ix.resolve(place)
+        assert e is None or e.kind != "organisation", place
+    ix = EntityIndex(["Skandivo Home Stores said it would open showrooms, branded Skandivo Studio, in ten cities. Skandivo "
+                      "will close stores. Kestrel opened two "
+                      "showrooms, which the company calls Studios, and Kestrel said it would open more. Under its Sofa "
+                      "Pass subscription, Loftwell rents sofas; a group had complaints from Sofa Pass customers, and it has "
+                      "asked Loftwell. CCD "
+                      "has licensed Durona, a drought-tolerant durum wheat bred by Veldmark Genetics, and it said Durona "
+                      "yielded 14% more. Hallowell Funeral Partners began offering Hallowell Simple, an unattended cremation priced at "
+                      "£1,450, and Hallowell said it was selling well."])
+    for product in ("Skandivo Studio", "Studios", "Sofa Pass", "Durona", "Hallowell Simple"):
+        e = ix.resolve(product)
+        assert e is None or e.kind != "organisation", product
+    hallowell = ix.resolve("Hallowell")
+    assert hallowell.name == "Hallowell Funeral Partners" and hallowell.kind == "organisation"
+
+
+def test_the_full_name_a_story_opens_with_joins_the_short_name_it_uses_afterwards():
+    from rag.language import EntityIndex
+
+    ix = EntityIndex(["Veldmark Genetics, the Dutch plant breeder, said on Wednesday (February 11) that it would license "
+                      "its varieties. In 2023 Veldmark said it would build plants. Analysts said Veldmark was right."])
+    e = ix.resolve("Veldmark Genetics")
+    assert e is not None and e.kind == "organisation" and ix.resolve("Veldmark") is e

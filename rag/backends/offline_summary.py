@@ -26,7 +26,7 @@ import numpy as np
 
 from ..context import ContextChunk
 from ..extract import Sentence, entities_of, split_sentences
-from ..language import FUNCTION_WORDS, PUBLIC_BODIES, DateMention, acronym_of, content_stems, is_acronym, stem
+from ..language import FUNCTION_WORDS, PUBLIC_BODIES, DateMention, EntityIndex, acronym_of, content_stems, is_acronym, stem
 from ..normalize import normalize
 from ..types import (
     Briefing, Citation, CitedItem, DatedItem, FigureItem, Organisation, OrganisationProfile, Person, SourceSummary,
@@ -367,6 +367,29 @@ def _merge_organisations(summaries: Sequence[StrategySummary]) -> list[_Group]:
     return groups
 
 
+def _by_corpus_names(groups: list[_Group], corpus: EntityIndex) -> list[_Group]:
+    """Sections as the whole corpus reads the names: a document read alone can take a product, a place or a
+    person for an organisation ("Durona yielded 14% more ..." where another document says "Durona, a durum wheat
+    bred by Veldmark Genetics"), or keep apart two names of one ("Campos del Duero" of "Cooperativa Campos del Duero
+    (CCD)"). Groups naming one corpus organisation merge; groups whose names the corpus reads as something else go."""
+    out: list[_Group] = []
+    owner: dict[int, _Group] = {}
+    for g in groups:
+        found = [e for _, o in g.parts for n in [o.name, *o.aliases] if (e := corpus.resolve(n)) is not None]
+        if found and not any(e.kind == "organisation" for e in found):
+            continue
+        e = next((e for e in found if e.kind == "organisation"), None)
+        if e is not None and id(e) in owner:
+            keep = owner[id(e)]
+            keep.names |= g.names
+            keep.parts += g.parts
+            continue
+        if e is not None:
+            owner[id(e)] = g
+        out.append(g)
+    return out
+
+
 def _canonical(group: _Group) -> tuple[str, list[str]]:
     """The name a document introduced the organisation with (a multiword long form), else the one most used."""
     names = Counter(org.name for _, org in group.parts)
@@ -425,7 +448,7 @@ def build_briefing(title: str, summaries: list[StrategySummary], documents: dict
     texts = {s.doc_id: str(documents.get(s.doc_id, {}).get("text", "")) for s in summaries}
     sources = {s.doc_id: str(documents.get(s.doc_id, {}).get("source", s.doc_id)) for s in summaries}
     years = {s.doc_id: _year_of(s.date) for s in summaries}
-    groups = _merge_organisations(summaries)
+    groups = _by_corpus_names(_merge_organisations(summaries), EntityIndex([t for t in texts.values() if t]))
 
     profiles: list[OrganisationProfile] = []
     weight: dict[str, float] = {}
