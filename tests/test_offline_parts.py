@@ -265,24 +265,22 @@ def test_name_particles_places_in_lists_and_regions_and_products_named_or_descri
                       "seed. CCD said on Monday it would build a mill. The Unión de Agricultores del Duero objected."])
     assert ix.resolve("CCD").name == "Cooperativa Campos del Duero"
     assert ix.resolve("Unión de Agricultores del Duero") is not None
-    ix = EntityIndex(["Pryce & Daughters, with branches in Sale, Altrincham and Stockport, said it would stay. Greyfriars "
-                      "runs 11 sites across southern England and its biggest client is Lanternfield. Lanternfield will "
-                      "sell seed across Spain and Portugal rather than produce it itself, and open a hub in the north of "
-                      "Wales next year, it said."])
-    for place in ("Altrincham", "Stockport", "England", "Portugal", "Wales"):
-        e = ix.resolve(place)
-        assert e is None or e.kind != "organisation", place
+    places = EntityIndex(["Pryce & Daughters, with branches in Sale, Altrincham and Stockport, said it would stay. "
+                          "Greyfriars runs 11 sites across southern England and its biggest client is Lanternfield. "
+                          "Lanternfield will sell seed across Spain and Portugal rather than produce it itself, and open a "
+                          "hub in the north of Wales next year, it said."])
     ix = EntityIndex(["Skandivo Home Stores said it would open showrooms, branded Skandivo Studio, in ten cities. Skandivo "
-                      "will close stores. Kestrel opened two "
-                      "showrooms, which the company calls Studios, and Kestrel said it would open more. Under its Sofa "
-                      "Pass subscription, Loftwell rents sofas; a group had complaints from Sofa Pass customers, and it has "
-                      "asked Loftwell. CCD "
-                      "has licensed Durona, a drought-tolerant durum wheat bred by Veldmark Genetics, and it said Durona "
-                      "yielded 14% more. Hallowell Funeral Partners began offering Hallowell Simple, an unattended cremation priced at "
-                      "£1,450, and Hallowell said it was selling well."])
-    for product in ("Skandivo Studio", "Studios", "Sofa Pass", "Durona", "Hallowell Simple"):
-        e = ix.resolve(product)
-        assert e is None or e.kind != "organisation", product
+                      "will close stores. Kestrel opened two showrooms, which the company calls Studios, and Kestrel said "
+                      "it would open more. Under its Sofa Pass subscription, Loftwell rents sofas; a group had complaints "
+                      "from Sofa Pass customers, and it has asked Loftwell. CCD has licensed Durona, a drought-tolerant "
+                      "durum wheat bred by Veldmark Genetics, and it said Durona yielded 14% more. Hallowell Funeral "
+                      "Partners began offering Hallowell Simple, an unattended cremation priced at £1,450, and Hallowell "
+                      "said it was selling well."])
+    for index, names in ((places, ("Altrincham", "Stockport", "England", "Portugal", "Wales")),
+                         (ix, ("Skandivo Studio", "Studios", "Sofa Pass", "Durona", "Hallowell Simple"))):
+        for name in names:
+            e = index.resolve(name)
+            assert e is None or e.kind != "organisation", name
     hallowell = ix.resolve("Hallowell")
     assert hallowell.name == "Hallowell Funeral Partners" and hallowell.kind == "organisation"
 
