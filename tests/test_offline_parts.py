@@ -292,3 +292,11 @@ def test_the_full_name_a_story_opens_with_joins_the_short_name_it_uses_afterward
                       "its varieties. In 2023 Veldmark said it would build plants. Analysts said Veldmark was right."])
     e = ix.resolve("Veldmark Genetics")
     assert e is not None and e.kind == "organisation" and ix.resolve("Veldmark") is e
+
+
+def test_a_role_after_a_name_is_an_apposition_not_a_clause_and_keeps_a_number_whole():
+    from rag.backends.offline_reading import _ROLE_AFTER
+
+    assert _ROLE_AFTER.match(", and wants members to grow it on at least 40,000 hectares by 2028.") is None
+    m = _ROLE_AFTER.match(", who farms 1,200 hectares of rain-fed wheat, said the seed cost more.")
+    assert m is not None and m.group(1) == "who farms 1,200 hectares of rain-fed wheat"

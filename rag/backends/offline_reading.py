@@ -759,8 +759,10 @@ _ROLE_BEFORE = re.compile(r"((?:[A-Z][\w&.\-]*['’]s\s+)?(?:(?:[Gg]roup|[Ss]eni
                           r"[Cc]hief|[Hh]ead|[Mm]anaging|[Gg]eneral|[A-Z]{2,4}|[Pp]rogramme|[Pp]rogram|[Ff]inance|[Ff]inancial|"
                           r"[Oo]perating|[Tt]echnology|[Cc]ommercial|[Pp]resident|[Cc]hair(?:man|woman)?|[Ff]ounder|[Dd]irector|"
                           r"[Oo]fficer|[Ee]xecutive|[Aa]nalyst|[Ss]pokes(?:person|man|woman))\s+){1,5})$")
-_ROLE_AFTER = re.compile(r"\s*,\s*((?:the|a|an|its|their|who\s+(?:heads|leads|runs|chairs|oversees|manages|founded|directs|is|was))?"
-                         r"[^,.;:()\"“”]{2,80}?)(?=\s*(?:,|\.|;|\)|$|\s+(?:said|says|told|added|noted)\b))")
+# A role after the name: an apposition, not a clause ("..., and wants members to grow it"); a number's separators
+# ("40,000") stay inside it.
+_ROLE_AFTER = re.compile(r"\s*,(?!\s*(?:and|but|or|while|then|yet|so)\b)\s*((?:the|a|an|its|their|who\s+(?:heads|leads|runs|chairs|"
+                         r"oversees|manages|founded|directs|is|was))?(?:[^,.;:()\"“”]|(?<=\d)[,.](?=\d)){2,80}?)(?=\s*(?:,(?!\d)|\.(?!\d)|;|\)|$|\s+(?:said|says|told|added|noted)\b))")
 
 
 def _role(text: str, start: int, end: int, entity: Entity) -> str:

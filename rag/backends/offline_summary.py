@@ -448,7 +448,8 @@ def build_briefing(title: str, summaries: list[StrategySummary], documents: dict
     texts = {s.doc_id: str(documents.get(s.doc_id, {}).get("text", "")) for s in summaries}
     sources = {s.doc_id: str(documents.get(s.doc_id, {}).get("source", s.doc_id)) for s in summaries}
     years = {s.doc_id: _year_of(s.date) for s in summaries}
-    groups = _by_corpus_names(_merge_organisations(summaries), EntityIndex([t for t in texts.values() if t]))
+    corpus = EntityIndex([t for t in texts.values() if t])
+    groups = _by_corpus_names(_merge_organisations(summaries), corpus)
 
     profiles: list[OrganisationProfile] = []
     weight: dict[str, float] = {}
@@ -464,6 +465,8 @@ def build_briefing(title: str, summaries: list[StrategySummary], documents: dict
         people: dict[str, Person] = {}
         for o in parts:
             for p in o.people:
+                if (e := corpus.resolve(p.name)) is not None and e.kind == "organisation":
+                    continue  # a document read alone took an organisation for a person
                 if p.name not in people or (not people[p.name].role and p.role):
                     people[p.name] = p
         figures: dict[str, FigureItem] = {}
