@@ -48,7 +48,8 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         _clean_env(mp, out / "index.db")
         result = run_cli("eval", "--json", "-j", "4", "--junit", str(out / "junit.xml"),
                          "--markdown", str(out / "report.md"), "--html", str(out / "report.html"),
-                         "--save-baseline", str(out / "baseline.json"))
+                         "--save-baseline", str(out / "baseline.json"),
+                         timeout=900)  # every suite (72 briefing corpora among them): a guard against a hang, not a timing
     return {"result": result, "report": json.loads(result.stdout) if result.stdout.strip() else None, "dir": out}
 
 
